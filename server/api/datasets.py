@@ -1,0 +1,5 @@
+"""Routes for datasets (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

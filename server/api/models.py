@@ -1,0 +1,5 @@
+"""Routes for models (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

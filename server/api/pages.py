@@ -1,0 +1,5 @@
+"""Routes for pages (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Routes for stream (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

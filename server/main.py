@@ -1,0 +1,61 @@
+"""create_app(): the FastAPI application, its lifespan (data sets, store, engine, stream hub),
+its routers and the static front end. `server.main:app` is the ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from server import __version__
+from server.api import catalog, datasets, errors, jobs, models, pages, stream
+from server.config import Settings, get_settings
+from server.data.registry import DataRegistry
+from server.engine.engine import Engine
+from server.store import Store
+from server.stream.hub import Hub
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        app.state.datasets = DataRegistry(settings.data_dir / "uploads", settings)
+        app.state.store = Store(settings.data_dir / "playground.sqlite3")
+        app.state.hub = Hub(settings)
+        app.state.engine = Engine(settings, app.state.store, app.state.datasets)
+        app.state.engine.start(asyncio.get_running_loop(), app.state.hub.on_event)
+        try:
+            yield
+        finally:
+            await app.state.hub.close()
+            app.state.engine.stop()
+            app.state.store.close()
+
+    app = FastAPI(
+        title="Neural network playground",
+        version=__version__,
+        description="Build a network, train it with PyTorch, watch it learn.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (catalog, datasets, models, jobs, stream):
+        app.include_router(module.router, prefix="/api")
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    return app
+
+
+def __getattr__(name: str):
+    # `server.main:app` for uvicorn, built on first use so that importing this module is cheap.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

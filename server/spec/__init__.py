@@ -1,0 +1,1 @@
+"""The public vocabulary of a job: pydantic models for layers, data set choice and training."""
