@@ -1,14 +1,23 @@
-# The playground on the CPU: docker build -t playground . && docker run -p 8000:8000 -v playground-data:/data playground
-# The image runs the same install script as `./play` (scripts/install.sh), which CI runs outside Docker.
+# The playground on the CPU, for a classroom or one person:
+#   docker build -t playground .
+#   docker run -p 8000:8000 -v playground-data:/data -e PLAYGROUND_TEACHER_PASSWORD=... playground
+# (compose.yaml does the same with a classroom's limits; docs/TEACHERS.md explains.)
+# The image runs the same scripts as `./play`: scripts/install.sh to install (CI runs it outside
+# Docker too) and scripts/start.sh to start; tests/classroom/test_deploy.py checks that it does.
 FROM python:3.11-slim
 
 # PyTorch's CPU wheel index: a plain torch from PyPI would pull several GB of CUDA packages.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Listening on all addresses puts the server in class mode (tokens, class code, teacher page);
+# set PLAYGROUND_OPEN_MODE=true for one person on their own machine.
 ENV PLAYGROUND_VENV=/opt/venv \
     PLAYGROUND_HOST=0.0.0.0 \
     PLAYGROUND_PORT=8000 \
     PLAYGROUND_DATA_DIR=/data \
-    PYTHONUNBUFFERED=1
+    PLAYGROUND_DEVICE=cpu \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1
 
 RUN useradd --create-home --uid 10001 playground
 WORKDIR /app
@@ -22,6 +31,8 @@ RUN PLAYGROUND_TORCH_INDEX="$TORCH_INDEX" scripts/install.sh \
 USER playground
 VOLUME ["/data"]
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+# /api/health answers once the server takes jobs; 127.0.0.1 is always an allowed Host.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('PLAYGROUND_PORT', '8000'), timeout=4)"]
-CMD ["/opt/venv/bin/python", "-m", "server"]
+STOPSIGNAL SIGTERM
+CMD ["scripts/start.sh"]

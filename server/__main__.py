@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8000)")
-    parser.add_argument("--data-dir", help="where jobs, checkpoints and uploads live (default data/)")
+    parser.add_argument(
+        "--data-dir", help="where jobs, checkpoints and uploads live (default data/)"
+    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training device")
     args = parser.parse_args(argv)
     try:
@@ -32,11 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     from server.main import create_app
 
     app = create_app(settings)
-    print(f"Playground on http://{settings.host}:{settings.port}/  (data in {settings.data_dir})",
-          flush=True)
+    print(
+        f"Playground on http://{settings.host}:{settings.port}/  (data in {settings.data_dir})",
+        flush=True,
+    )
     # Per-message deflate costs ~5x CPU per frame for binary snapshots (DESIGN.md): off.
-    uvicorn.run(app, host=settings.host, port=settings.port, ws_per_message_deflate=False,
-                log_level="warning")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws_per_message_deflate=False,
+        log_level="warning",
+    )
     return 0
 
 

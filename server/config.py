@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "PLAYGROUND_"
+# Read by the install and start scripts (scripts/), not by the server; allowed beside settings.
+SCRIPT_VARIABLES = frozenset({"PLAYGROUND_VENV", "PLAYGROUND_TORCH_INDEX"})
 
 
 class Settings(BaseModel):
@@ -54,7 +57,9 @@ class Settings(BaseModel):
         10, ge=1, description="Most running or queued jobs one caller may have."
     )
     time_slice_ms: float = Field(20.0, gt=0, description="How long one job runs before the next.")
-    checkpoint_seconds: float = Field(10.0, gt=0, description="Checkpoint a running job this often.")
+    checkpoint_seconds: float = Field(
+        10.0, gt=0, description="Checkpoint a running job this often."
+    )
 
     # Stream.
     snapshot_hz: float = Field(10.0, gt=0, le=60, description="Most snapshots a second per job.")
@@ -70,6 +75,74 @@ class Settings(BaseModel):
     teacher_token: str | None = Field(
         None, description="A token that sees and controls every job (the teacher's)."
     )
+
+    # Classroom (docs/TEACHERS.md). Class mode = the server is not open (see is_open).
+    teacher_password: str | None = Field(
+        None,
+        min_length=6,
+        description="The teacher's password for /teacher; generated (and logged) when unset.",
+    )
+    class_code: str | None = Field(
+        None,
+        min_length=4,
+        max_length=32,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="The code students join with; generated (and logged) when unset.",
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="Host names the server answers to (comma-separated; '*' for any). "
+        "Empty: loopback names, this machine's names and any IP address.",
+    )
+    allowed_origins: tuple[str, ...] = Field(
+        (),
+        description="Other web origins (scheme://host:port, comma-separated) whose pages "
+        "may call the API and open streams; the server's own origin is always allowed.",
+    )
+    max_active_jobs: int = Field(
+        200, ge=1, description="Most running or queued jobs on the whole server (429 past it)."
+    )
+    max_sockets_per_client: int = Field(
+        8, ge=1, description="Most live streams one student (token or address) may hold open."
+    )
+    rate_limit_per_second: float = Field(
+        20.0,
+        ge=0,
+        description="Requests a second one client may make in class mode "
+        "(token bucket; 0: no limit).",
+    )
+    rate_limit_burst: int = Field(
+        200, ge=1, description="Requests one client may make at once before the rate applies."
+    )
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="Largest JSON request body (uploads: max_upload_bytes)."
+    )
+    idle_job_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="In class mode a job paused this long is stopped (its "
+        "history and model are kept, its memory freed); 0: never.",
+    )
+    idle_socket_seconds: float = Field(
+        1800.0,
+        ge=0,
+        description="A stream whose client sent nothing this long is closed (4408); 0: never.",
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like http://host:port")
+        return tuple(o.lower() for o in value)
 
     @property
     def is_open(self) -> bool:
@@ -97,9 +170,9 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: object
     values: dict[str, object] = {}
     known = set(Settings.model_fields)
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX):
+        if not key.startswith(ENV_PREFIX) or key in SCRIPT_VARIABLES:
             continue
-        name = key[len(ENV_PREFIX):].lower()
+        name = key[len(ENV_PREFIX) :].lower()
         if name not in known:
             raise SettingsError(
                 f"{key} is not a setting; known: "

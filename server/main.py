@@ -11,7 +11,19 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from server import __version__
-from server.api import catalog, datasets, errors, jobs, models, pages, stream
+from server.api import (
+    catalog,
+    classroom,
+    compare,
+    datasets,
+    errors,
+    imports,
+    jobs,
+    models,
+    pages,
+    prometheus,
+    stream,
+)
 from server.config import Settings, get_settings
 from server.data.registry import DataRegistry
 from server.engine.engine import Engine
@@ -47,9 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (catalog, datasets, models, jobs, stream):
+    for module in (catalog, datasets, models, jobs, stream, classroom, imports, compare):
         app.include_router(module.router, prefix="/api")
     app.include_router(pages.router)
+    app.include_router(classroom.pages)  # /teacher
+    app.include_router(prometheus.router)  # /metrics, no /api prefix
+    classroom.install(app)  # Host/Origin checks, limits, idle sweeper (security.py)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     return app
 

@@ -1,11 +1,366 @@
-"""(temporary shell; being written for issue 4) Store: SQLite jobs and metric history."""
+"""Store: jobs and their metric history in SQLite (WAL), checkpoints as safetensors files.
 
+What is here: the `jobs` table (one row per job: token, owner, spec, status, progress, latest
+metrics, timestamps), the `metrics` table (one row per job per epoch; the primary key
+`(job_id, epoch)` makes a replayed epoch replace its row, never duplicate it), and checkpoint
+files written atomically (temp file in the same folder, fsync, rename, fsync the folder), so a
+`kill -9` at any moment leaves either the old file or the new one, never half of one.
+
+What is not here: what a checkpoint holds (the trainer's `state_tensors`/`state_meta`) and when
+one is written (the engine). Checkpoints are read with safetensors only: nothing is unpickled.
+
+Thread-safe: every thread gets its own SQLite connection (the engine thread writes with its own;
+the API threads read with theirs); SQLite's WAL lets readers run beside the one writer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+import uuid
 from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
+
+CHECKPOINT_FORMAT = "playground-checkpoint-1"
+ACTIVE_STATUSES = ("queued", "running")
+STATUSES = ("queued", "running", "paused", "completed", "stopped", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    stop_reason TEXT,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    step INTEGER NOT NULL DEFAULT 0,
+    metrics TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_token ON jobs (token);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, status);
+CREATE TABLE IF NOT EXISTS metrics (
+    job_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (job_id, epoch)
+) WITHOUT ROWID;
+"""
+
+_JOB_COLUMNS = (
+    "id", "token", "owner", "name", "spec", "status", "error", "stop_reason", "epoch", "step",
+    "metrics", "created_at", "updated_at", "started_at", "finished_at",
+)
+_UPDATABLE = frozenset(_JOB_COLUMNS) - {"id", "token", "owner", "created_at"}
+
+
+class LimitReached(Exception):
+    """A job could not be created: the server or the caller is at its limit (`message` says)."""
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None, so that JSON stays valid."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(finite(value), allow_nan=False, separators=(",", ":"))
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 class Store:
+    """SQLite jobs and metric history at `path`; checkpoints in `path.parent / "checkpoints"`."""
+
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_dir = self.path.parent / "checkpoints"
+        self.checkpoint_dir.mkdir(exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_SCHEMA)
+        self._remove_stale_temp_files()
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError("the store is closed")
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            # NORMAL in WAL mode survives a killed process (not a power cut) without an
+            # fsync per commit; checkpoints do their own fsync.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            self._closed = True
+            for conn in self._connections:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._connections.clear()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create_job(self, *, token: str, owner: str, spec: dict, status: str, name: str = "",
+                   job_id: str | None = None, max_total: int | None = None,
+                   max_active_for_owner: int | None = None) -> dict:
+        """Insert a job and return its row. With limits, the count and the insert are one
+        transaction, so two requests at once cannot both take the last place."""
+        job_id = job_id or new_job_id()
+        now = time.time()
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if max_total is not None:
+                (total,) = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()
+                if total >= max_total:
+                    raise LimitReached(
+                        f"The server holds its maximum of {max_total} jobs; "
+                        "delete finished jobs to make room."
+                    )
+            if max_active_for_owner is not None and status in ACTIVE_STATUSES:
+                active = self.count_active(owner, conn=conn)
+                if active >= max_active_for_owner:
+                    raise LimitReached(
+                        f"You already have {active} jobs running or queued, the most allowed; "
+                        "pause, stop or delete one first."
+                    )
+            conn.execute(
+                "INSERT INTO jobs (id, token, owner, name, spec, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, token, owner, name, _dumps(spec), status, now, now),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        job = self.get_job(job_id)
+        assert job is not None
+        return job
+
+    def count_active(self, owner: str, conn: sqlite3.Connection | None = None) -> int:
+        conn = conn or self._conn()
+        (n,) = conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('queued', 'running')",
+            (owner,),
+        ).fetchone()
+        return n
+
+    def count_jobs(self) -> int:
+        (n,) = self._conn().execute("SELECT COUNT(*) FROM jobs").fetchone()
+        return n
+
+    def count_by_status(self) -> dict[str, int]:
+        """{status: number of jobs} (for limits and /metrics)."""
+        rows = self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        return dict(rows.fetchall())
+
+    def get_job(self, job_id: str) -> dict | None:
+        row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._job(row) if row else None
+
+    def list_jobs(self, token: str | None = None) -> list[dict]:
+        """Every job (oldest first), or only those with `token`."""
+        if token is None:
+            rows = self._conn().execute("SELECT * FROM jobs ORDER BY created_at, id")
+        else:
+            rows = self._conn().execute(
+                "SELECT * FROM jobs WHERE token = ? ORDER BY created_at, id", (token,)
+            )
+        return [self._job(r) for r in rows.fetchall()]
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        """Set columns of a job (`spec` and `metrics` as Python values, stored as JSON)."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        for key in ("spec", "metrics"):
+            if key in fields and fields[key] is not None:
+                fields[key] = _dumps(fields[key])
+        fields["updated_at"] = time.time()
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._conn().execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
+
+    def delete_job(self, job_id: str) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM metrics WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.delete_checkpoint(job_id)
+
+    @staticmethod
+    def _job(row: sqlite3.Row) -> dict:
+        job = dict(row)
+        job["spec"] = json.loads(job["spec"])
+        job["metrics"] = json.loads(job["metrics"]) if job["metrics"] else None
+        return job
+
+    # -- metric history ---------------------------------------------------------------------
+
+    def add_metrics(self, job_id: str, records: list[dict], **job_fields: Any) -> None:
+        """Write per-epoch records (a replayed epoch replaces its row) and, in the same
+        transaction, the job's latest metrics, epoch and any other `job_fields`."""
+        if not records and not job_fields:
+            return
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO metrics (job_id, epoch, record) VALUES (?, ?, ?)",
+                [(job_id, int(r["epoch"]), _dumps(r)) for r in records],
+            )
+            fields = dict(job_fields)
+            if records:
+                fields.setdefault("metrics", records[-1])
+                fields.setdefault("epoch", int(records[-1]["epoch"]))
+            for key in ("spec", "metrics"):
+                if key in fields and fields[key] is not None:
+                    fields[key] = _dumps(fields[key])
+            fields["updated_at"] = time.time()
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def history(self, job_id: str, since: int | None = None) -> list[dict]:
+        """The job's per-epoch records, in epoch order (only those after `since` if given)."""
+        rows = self._conn().execute(
+            "SELECT record FROM metrics WHERE job_id = ? AND epoch > ? ORDER BY epoch",
+            (job_id, -1 if since is None else since),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def truncate_history(self, job_id: str, after_epoch: int) -> None:
+        """Delete the records of epochs after `after_epoch` (before replaying them from a
+        checkpoint), and put the job's latest metrics back to the last record kept."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM metrics WHERE job_id = ? AND epoch > ?",
+                         (job_id, after_epoch))
+            last = conn.execute(
+                "SELECT record FROM metrics WHERE job_id = ? ORDER BY epoch DESC LIMIT 1",
+                (job_id,),
+            ).fetchone()
+            conn.execute("UPDATE jobs SET metrics = ?, updated_at = ? WHERE id = ?",
+                         (last[0] if last else None, time.time(), job_id))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def checkpoint_path(self, job_id: str) -> Path:
+        return self.checkpoint_dir / f"{job_id}.safetensors"
+
+    def save_checkpoint(self, job_id: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Write the checkpoint atomically: a crash at any moment leaves the old file or the
+        new one. `meta` (JSON) travels in the safetensors header."""
+        data = save(
+            {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()},
+            metadata={"format": CHECKPOINT_FORMAT, "meta": _dumps(meta)},
+        )
+        write_atomic(self.checkpoint_path(job_id), data)
+
+    def load_checkpoint(self, job_id: str) -> tuple[dict[str, torch.Tensor], dict] | None:
+        """(tensors, meta) of the job's checkpoint, or None when it has none or it is
+        unreadable."""
+        path = self.checkpoint_path(job_id)
+        if not path.exists():
+            return None
+        try:
+            tensors = load_file(path)
+            with safe_open(path, framework="pt") as f:
+                header = f.metadata() or {}
+            if header.get("format") != CHECKPOINT_FORMAT:
+                return None
+            return tensors, json.loads(header.get("meta", "{}"))
+        except Exception:  # a damaged file is no checkpoint; the job starts over
+            return None
+
+    def checkpoint_meta(self, job_id: str) -> dict | None:
+        """The meta of the job's checkpoint, read from the header only (cheap)."""
+        path = self.checkpoint_path(job_id)
+        if not path.exists():
+            return None
+        try:
+            with safe_open(path, framework="pt") as f:
+                header = f.metadata() or {}
+            if header.get("format") != CHECKPOINT_FORMAT:
+                return None
+            return json.loads(header.get("meta", "{}"))
+        except Exception:
+            return None
+
+    def delete_checkpoint(self, job_id: str) -> None:
+        self.checkpoint_path(job_id).unlink(missing_ok=True)
+
+    def _remove_stale_temp_files(self) -> None:
+        for tmp in self.checkpoint_dir.glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves the old content or the new, never a mix:
+    temp file in the same folder, fsync, rename over, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -50,8 +50,12 @@ class LiveServer:
             self.process.wait(timeout=30)
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None,
-                 timeout: float = 60.0) -> LiveServer:
+def start_server(
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    timeout: float = 60.0,
+) -> LiveServer:
     """Start `python -m server` on a free loopback port and wait for /api/health."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -59,9 +63,23 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | 
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data_dir), "--device", "cpu"],
-        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
+from starlette.requests import HTTPConnection
 
+from server.api import security
 from server.config import Settings
 from server.data.registry import DataRegistry
 from server.engine.engine import Engine
@@ -38,3 +41,58 @@ DatasetsDep = Annotated[DataRegistry, Depends(_datasets)]
 StoreDep = Annotated[Store, Depends(_store)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 HubDep = Annotated[Hub, Depends(_hub)]
+
+
+# -- who may touch a job (API.md: "Who may touch a job") ------------------------------------
+
+JOB_NOT_FOUND = "Job not found"
+NOT_YOURS = "This job belongs to someone else"
+TOKEN_NEEDED = "This job needs its token: send the header Authorization: Bearer <token>"
+
+
+def bearer_token(request: HTTPConnection) -> str | None:
+    """The token of `Authorization: Bearer <token>`, else the teacher's or student's class
+    cookie (security.py), or None."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return security.cookie_token(request)
+    return value.strip()
+
+
+def is_teacher(settings: Settings, token: str | None) -> bool:
+    """The teacher token of the settings, or a teacher session from POST
+    /api/class/teacher/login."""
+    teacher = settings.teacher_token
+    if token and teacher and secrets.compare_digest(token, teacher):
+        return True
+    return security.is_teacher_session(settings, token)
+
+
+def authorize_job(store: Store, settings: Settings, job_id: str, token: str | None) -> dict:
+    """The job's row if `token` may touch it: 404 `Job not found`, else 403 when the server is
+    not open and the token is neither the job's nor the teacher's. Websockets call it with
+    their `?token=`."""
+    job = store.get_job(job_id)
+    if job is None:
+        raise HTTPException(status_code=404, detail=JOB_NOT_FOUND)
+    if settings.is_open or is_teacher(settings, token):
+        return job
+    if token is None:
+        raise HTTPException(status_code=403, detail=TOKEN_NEEDED)
+    if not secrets.compare_digest(token, job["token"]):
+        raise HTTPException(status_code=403, detail=NOT_YOURS)
+    return job
+
+
+def _token(request: Request) -> str | None:
+    return bearer_token(request)
+
+
+def _authorized_job(job_id: str, request: Request) -> dict:
+    app = request.app
+    return authorize_job(app.state.store, app.state.settings, job_id, bearer_token(request))
+
+
+TokenDep = Annotated[str | None, Depends(_token)]
+AuthorizedJobDep = Annotated[dict, Depends(_authorized_job)]  # routes with a `{job_id}` path

@@ -1,5 +1,221 @@
-"""Routes for jobs (being written)."""
+"""Routes for jobs: create, list, read, metric history, control, patch, delete, download.
 
-from fastapi import APIRouter
+Each route checks what a client sent (spec, token, limits, transition) and hands the work to the
+engine as a command; it never touches a model. Errors: 404 `Job not found`, 403 (deps.py), 409
+for an impossible transition (the engine's message), 422 for a bad spec, 429 at a job limit,
+503 while the engine cannot answer.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import secrets
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.api.deps import (
+    AuthorizedJobDep,
+    DatasetsDep,
+    EngineDep,
+    SettingsDep,
+    StoreDep,
+    TokenDep,
+    is_teacher,
+)
+from server.config import Settings
+from server.engine.engine import Conflict, EngineStopped, JobNotFound
+from server.engine.export import FORMATS
+from server.spec.errors import SpecError
+from server.spec.job import JobPatch, JobSpec
+from server.store import LimitReached, finite
+
+router = APIRouter(tags=["jobs"])
+
+ENGINE_TIMEOUT_S = 60.0
+ENGINE_BUSY = "The training engine is busy; try again in a moment."
+TEACHER_OWNER = "teacher"
+
+
+class ControlRequest(BaseModel):
+    """Body of POST /api/jobs/{id}/control."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["pause", "resume", "step", "stop", "reset"]
+    unit: Literal["batch", "epoch"] = Field(
+        "batch", description="For step: one batch (default) or the rest of the epoch."
+    )
+
+
+def _wait(future: Future):
+    """The engine's answer, with its errors as HTTP statuses."""
+    try:
+        return future.result(timeout=ENGINE_TIMEOUT_S)
+    except JobNotFound:
+        raise HTTPException(404, "Job not found") from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    except (EngineStopped, FutureTimeout):
+        raise HTTPException(503, ENGINE_BUSY) from None
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def job_view(row: dict, progress: dict | None) -> dict:
+    """What GET /api/jobs/{id} answers: the stored row with the engine's live progress."""
+    epoch, step = row["epoch"], row["step"]
+    if progress is not None:
+        epoch, step = progress["epoch"], progress["step"]
+    return finite({
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "progress": {"epoch": epoch, "step": step,
+                     "epochs": (row["spec"].get("training") or {}).get("epochs")},
+        "metrics": row["metrics"],
+        "error": row["error"],
+        "stop_reason": row["stop_reason"],
+        "spec": row["spec"],
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+    })
+
+
+def _check_limits(spec: JobSpec, settings: Settings, batch_size: int) -> None:
+    if spec.training.epochs is not None and spec.training.epochs > settings.max_epochs:
+        raise SpecError(("training", "epochs"),
+                        f"epochs is {spec.training.epochs}; this server allows at most "
+                        f"{settings.max_epochs}")
+    if batch_size > settings.max_batch_size:
+        raise SpecError(("training", "batch_size"),
+                        f"batch_size is {batch_size}; this server allows at most "
+                        f"{settings.max_batch_size}")
+
+
+def _check_model(spec: JobSpec, datasets, settings: Settings, batch_size: int) -> None:
+    """422 (SpecError) unless the data set exists and the model fits it, before any tensor."""
+    _check_limits(spec, settings, batch_size)
+    shape = datasets.describe(spec.dataset)
+    from server.nn.check import check_model
+
+    check_model(spec.model, shape, settings, batch_size)
+
+
+def _owner(settings: Settings, token: str | None, request: Request) -> str:
+    """Who counts against max_active_jobs_per_client: the caller's token, else its address."""
+    if is_teacher(settings, token):
+        return TEACHER_OWNER
+    if token:
+        return "token:" + token
+    return "address:" + (request.client.host if request.client else "unknown")
+
+
+@router.post("/jobs", status_code=201)
+def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: StoreDep,
+               datasets: DatasetsDep, engine: EngineDep, token: TokenDep) -> dict:
+    """Check the spec and queue the job. Send `Authorization: Bearer <token>` to create it
+    under a token you already hold (one token for all your jobs); otherwise a new one is made.
+    """
+    _check_model(spec, datasets, settings, spec.training.batch_size)
+    teacher = is_teacher(settings, token)
+    job_token = token if token and not teacher else secrets.token_urlsafe(18)
+    owner = _owner(settings, token, request)
+    spec_json = spec.model_dump(mode="json")
+    try:
+        row = store.create_job(
+            token=job_token, owner=owner, spec=spec_json, name=spec.name,
+            status="queued" if spec.start else "paused", max_total=settings.max_jobs_total,
+            max_active_for_owner=None if teacher else settings.max_active_jobs_per_client,
+        )
+    except LimitReached as exc:
+        raise HTTPException(429, str(exc)) from None
+    _wait(engine.create(row["id"], spec_json))
+    view = job_view(store.get_job(row["id"]) or row, engine.progress(row["id"]))
+    return {"id": row["id"], "token": job_token, **view}
+
+
+@router.get("/jobs")
+def list_jobs(settings: SettingsDep, store: StoreDep, engine: EngineDep,
+              token: TokenDep) -> dict:
+    """The caller's jobs (those of its token), or every job for a teacher or an open server."""
+    if settings.is_open or is_teacher(settings, token):
+        rows = store.list_jobs()
+    elif token:
+        rows = store.list_jobs(token=token)
+    else:
+        rows = []
+    progress = engine.progress_all()
+    return {"jobs": [job_view(r, progress.get(r["id"])) for r in rows]}
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job: AuthorizedJobDep, engine: EngineDep) -> dict:
+    return job_view(job, engine.progress(job["id"]))
+
+
+@router.get("/jobs/{job_id}/metrics")
+def get_metrics(job: AuthorizedJobDep, store: StoreDep, since: int | None = None) -> dict:
+    """The per-epoch history (only the epochs after `since` when given)."""
+    return {"job_id": job["id"], "history": store.history(job["id"], since=since)}
+
+
+@router.post("/jobs/{job_id}/control")
+def control_job(body: ControlRequest, job: AuthorizedJobDep, request: Request,
+                settings: SettingsDep, store: StoreDep, engine: EngineDep,
+                token: TokenDep) -> dict:
+    if body.action == "resume" and job["status"] in ("paused", "completed") \
+            and not is_teacher(settings, token):
+        active = store.count_active(job["owner"])
+        if active >= settings.max_active_jobs_per_client:
+            raise HTTPException(
+                429, f"You already have {active} jobs running or queued, the most allowed; "
+                "pause, stop or delete one first.")
+    _wait(engine.control(job["id"], body.action, body.unit))
+    return job_view(store.get_job(job["id"]) or job, engine.progress(job["id"]))
+
+
+@router.patch("/jobs/{job_id}")
+def patch_job(patch: JobPatch, job: AuthorizedJobDep, settings: SettingsDep, store: StoreDep,
+              datasets: DatasetsDep, engine: EngineDep) -> dict:
+    """Change the learning rate, momentum, batch size, regularization or epochs (or the
+    name), running or not."""
+    changes = patch.model_dump(mode="json", exclude_unset=True)
+    training = changes.get("training") or {}
+    if training.get("batch_size") is not None or training.get("epochs") is not None:
+        spec = JobSpec.model_validate(job["spec"])
+        batch_size = training.get("batch_size") or spec.training.batch_size
+        if training.get("epochs") is not None:
+            spec.training.epochs = training["epochs"]
+        _check_model(spec, datasets, settings, batch_size)
+    _wait(engine.patch(job["id"], changes))
+    return job_view(store.get_job(job["id"]) or job, engine.progress(job["id"]))
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete_job(job: AuthorizedJobDep, engine: EngineDep) -> Response:
+    _wait(engine.delete(job["id"]))
+    return Response(status_code=204)
+
+
+@router.get("/jobs/{job_id}/model")
+def download_model(job: AuthorizedJobDep, engine: EngineDep,
+                   format: str = "safetensors") -> Response:
+    """The trained model as a file; `format` is one of those offered (safetensors here)."""
+    if format not in FORMATS:
+        offered = ", ".join(FORMATS)
+        raise HTTPException(422, [{
+            "loc": ["query", "format"], "type": "value_error",
+            "msg": f"format {format!r} is not offered; offered formats: {offered}",
+        }])
+    kind = FORMATS[format]
+    data = _wait(engine.export(job["id"], format))
+    filename = f"job-{job['id']}.{kind.extension}"
+    return Response(content=data, media_type=kind.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

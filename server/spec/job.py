@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from server.spec.layers import Initializer, Layer
 
 POINT_FEATURES = ("x1", "x2", "x1^2", "x2^2", "x1*x2", "sin(x1)", "sin(x2)", "cos(x1)", "cos(x2)")
-PointFeature = Literal["x1", "x2", "x1^2", "x2^2", "x1*x2", "sin(x1)", "sin(x2)", "cos(x1)", "cos(x2)"]
+PointFeature = Literal[
+    "x1", "x2", "x1^2", "x2^2", "x1*x2", "sin(x1)", "sin(x2)", "cos(x1)", "cos(x2)"
+]
 
 
 class Strict(BaseModel):
@@ -23,19 +25,28 @@ class Strict(BaseModel):
 
 
 class DatasetSpec(Strict):
-    name: str = Field(..., min_length=1, max_length=100, description="A data set from GET /api/datasets.")
+    name: str = Field(
+        ..., min_length=1, max_length=100, description="A data set from GET /api/datasets."
+    )
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description="The data set's own parameters (samples, noise, ...); see its entry in the catalogue.",
+        description="The data set's own parameters (samples, noise, ...); "
+        "see its entry in the catalogue.",
     )
     features: list[PointFeature] = Field(
         default_factory=lambda: ["x1", "x2"],
         min_length=1,
-        description="Input features computed from the two coordinates (two-dimensional point sets only).",
+        description="Input features computed from the two coordinates "
+        "(two-dimensional point sets only).",
     )
-    train_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="Share of samples used for training.")
+    train_fraction: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Share of samples used for training."
+    )
     validation_fraction: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Share held out for validation (early stopping); the rest is test."
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Share held out for validation (early stopping); the rest is test.",
     )
     seed: int = Field(1, ge=0, le=2**31 - 1, description="Seed of the data and of the split.")
 
@@ -53,17 +64,23 @@ class DatasetSpec(Strict):
 
 class ModelSpec(Strict):
     layers: list[Layer] = Field(
-        ..., description="The hidden layers, in order. May be empty: a network with no hidden layer "
-        "is linear or logistic regression."
+        ...,
+        description="The hidden layers, in order. May be empty: a network with no hidden layer "
+        "is linear or logistic regression.",
     )
     output: Literal["auto", "none"] = Field(
         "auto",
         description="auto: append the output layer the task needs (one unit for binary "
-        "classification and regression, k units for k classes); none: the last layer is the output.",
+        "classification and regression, k units for k classes); "
+        "none: the last layer is the output.",
     )
-    init: Initializer = Field("xavier_uniform", description="Weight initializer for every layer "
-                              "that does not choose its own.")
-    init_std: float = Field(0.1, gt=0.0, le=10.0, description="Standard deviation for init 'normal'.")
+    init: Initializer = Field(
+        "xavier_uniform",
+        description="Weight initializer for every layer that does not choose its own.",
+    )
+    init_std: float = Field(
+        0.1, gt=0.0, le=10.0, description="Standard deviation for init 'normal'."
+    )
 
 
 class OptimizerSpec(Strict):
@@ -90,15 +107,27 @@ class ScheduleSpec(Strict):
     name: Literal["constant", "step", "exponential", "cosine", "cyclic", "warm_restarts"] = Field(
         "constant", description="How the learning rate changes over epochs."
     )
-    step_size: int = Field(10, ge=1, description="step: epochs between drops; cyclic: epochs per half cycle.")
-    gamma: float = Field(0.5, gt=0.0, le=1.0, description="step and exponential: factor per drop or epoch.")
-    min_learning_rate: float = Field(0.0, ge=0.0, description="cosine, cyclic, warm_restarts: the floor.")
-    period: int = Field(50, ge=1, description="cosine: epochs to the floor; warm_restarts: first period.")
+    step_size: int = Field(
+        10, ge=1, description="step: epochs between drops; cyclic: epochs per half cycle."
+    )
+    gamma: float = Field(
+        0.5, gt=0.0, le=1.0, description="step and exponential: factor per drop or epoch."
+    )
+    min_learning_rate: float = Field(
+        0.0, ge=0.0, description="cosine, cyclic, warm_restarts: the floor."
+    )
+    period: int = Field(
+        50, ge=1, description="cosine: epochs to the floor; warm_restarts: first period."
+    )
 
 
 class EarlyStoppingSpec(Strict):
-    patience: int = Field(10, ge=1, le=10_000, description="Epochs without improvement before stopping.")
-    min_delta: float = Field(0.0, ge=0.0, description="Smallest decrease of validation loss that counts.")
+    patience: int = Field(
+        10, ge=1, le=10_000, description="Epochs without improvement before stopping."
+    )
+    min_delta: float = Field(
+        0.0, ge=0.0, description="Smallest decrease of validation loss that counts."
+    )
     restore_best: bool = Field(True, description="Put back the weights of the best epoch.")
 
 
@@ -112,10 +141,13 @@ class TrainingSpec(Strict):
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     early_stopping: EarlyStoppingSpec | None = Field(
-        None, description="Stop when validation (or test, if no validation split) loss stops improving."
+        None,
+        description="Stop when validation (or test, if no validation split) loss stops improving.",
     )
     gradient_clip: float | None = Field(None, gt=0.0, description="Clip the gradient norm to this.")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the initial weights and batch order.")
+    seed: int = Field(
+        0, ge=0, le=2**31 - 1, description="Seed of the initial weights and batch order."
+    )
 
 
 class JobSpec(Strict):

@@ -1,12 +1,256 @@
-"""(temporary shell; being written for issue 5) Hub: per-client slot and credit, fan-out."""
+"""Hub: fans the engine's events out to the websocket clients, one slot and one credit each.
+
+The engine thread hands events to `Hub.on_event` on the event loop (never blocking, never
+awaiting). Each client has a `Channel`: a queue of small text messages (status, errors,
+replies), the metric points not yet sent (coalesced into one `metrics` message at most every
+`METRICS_INTERVAL` seconds) and one slot for the newest snapshot frame (a newer frame replaces
+an older one). `Channel.pump` sends them through two callables, so the hub knows nothing of
+FastAPI: a frame goes only when the client has credit (it acknowledged the previous frame) and
+its own rate allows; a client whose unacknowledged frame is older than
+`settings.client_timeout_seconds` while another waits is closed with 4408. A slow client only
+ever delays its own pump task: training and the other clients never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import struct
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+METRICS_INTERVAL = 0.1  # seconds between two metrics messages to one client
+MAX_PENDING_POINTS = 100_000  # a frozen client's unsent metric points are capped here
+CLOSE_TIMEOUT = 4408
+
+
+@dataclass
+class Subscription:
+    """What one client wants: snapshots at most `hz` a second, and metrics."""
+
+    snapshots: bool = True
+    hz: float = 10.0
+    metrics: bool = True
+
+    def as_dict(self) -> dict:
+        return {"snapshots": self.snapshots, "hz": self.hz, "metrics": self.metrics}
+
+
+class ClientGone(Exception):
+    """The pump stopped: `code` and `reason` say why (a close code to send, if any)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(eq=False)
+class Channel:
+    """One websocket client of one job: pending texts, metric points, the frame slot, credit."""
+
+    job_id: str
+    subscription: Subscription
+    timeout: float
+    texts: deque = field(default_factory=deque)
+    points: list = field(default_factory=list)
+    slot: bytes | None = None
+    credit: bool = True
+    sent_at: float = 0.0  # monotonic time the last frame went out
+    metrics_at: float = 0.0  # monotonic time the last metrics message went out
+    closed: tuple[int, str] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    min_epoch: float = float("-inf")  # metric points at or below it came in hello already
+    frames_sent: int = 0
+    frames_dropped: int = 0
+
+    def push_text(self, message: dict) -> None:
+        self.texts.append(message)
+        self.wake.set()
+
+    def push_points(self, points: list[dict]) -> None:
+        if not self.subscription.metrics:
+            return
+        fresh = [p for p in points if p.get("epoch", float("inf")) > self.min_epoch]
+        if not fresh:
+            return
+        self.points.extend(fresh)
+        if len(self.points) > MAX_PENDING_POINTS:
+            del self.points[: len(self.points) - MAX_PENDING_POINTS]
+        self.wake.set()
+
+    def push_frame(self, frame: bytes) -> None:
+        if not self.subscription.snapshots:
+            return
+        if self.slot is not None:
+            self.frames_dropped += 1
+        self.slot = frame
+        self.wake.set()
+
+    def ack(self) -> None:
+        self.credit = True
+        self.wake.set()
+
+    def overdue(self) -> bool:
+        """A frame waits and the previous one has gone unacknowledged for longer than allowed."""
+        return (self.slot is not None and not self.credit
+                and time.monotonic() - self.sent_at > self.timeout)
+
+    def timeout_reason(self) -> str:
+        return f"No ack for {self.timeout:g} s; reconnect to continue"
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closed is None:
+            self.closed = (code, reason)
+        self.wake.set()
+
+    async def pump(self, send_text: Callable[[str], Awaitable[None]],
+                   send_bytes: Callable[[bytes], Awaitable[None]]) -> None:
+        """Send what is due until the channel closes; raises ClientGone with the close code."""
+        while True:
+            if self.closed is not None:
+                raise ClientGone(*self.closed)
+            now = time.monotonic()
+            delay = 3600.0
+            while self.texts:
+                await send_text(json.dumps(self.texts.popleft(), allow_nan=False, default=str))
+            if self.points:
+                wait = self.metrics_at + METRICS_INTERVAL - now
+                if wait <= 0:
+                    points, self.points = self.points, []
+                    await send_text(json.dumps(
+                        {"type": "metrics", "job_id": self.job_id, "points": points},
+                        default=_json_default))
+                    self.metrics_at = time.monotonic()
+                else:
+                    delay = min(delay, wait)
+            if self.slot is not None:
+                if self.credit:
+                    wait = self.sent_at + 1.0 / self.subscription.hz - now
+                    if wait <= 0:
+                        frame, self.slot = self.slot, None
+                        self.credit = False
+                        self.sent_at = time.monotonic()
+                        await send_bytes(frame)
+                        self.frames_sent += 1
+                    else:
+                        delay = min(delay, wait)
+                elif self.overdue():
+                    self.close(CLOSE_TIMEOUT, self.timeout_reason())
+                    continue
+                else:
+                    delay = min(delay, self.timeout - (now - self.sent_at) + 0.01)
+            if self.texts or (self.closed is not None):
+                continue
+            self.wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races with the event, and the pump would then outlive its socket.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(delay, 0.001)):
+                    await self.wake.wait()
+
+
+def _json_default(value: object) -> object:
+    try:
+        return float(value)  # numpy scalars
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def frame_layout(frame: bytes) -> list[dict]:
+    """Name, dtype and shape of each array of a frame (reads only its JSON header)."""
+    (n,) = struct.unpack_from("<I", frame, 0)
+    header = json.loads(frame[4:4 + n])
+    return [{"name": a["name"], "dtype": a["dtype"], "shape": a["shape"]}
+            for a in header.get("arrays", [])]
 
 
 class Hub:
+    """Every job's watching clients; `on_event` is called on the event loop for engine events."""
+
     def __init__(self, settings) -> None:
         self.settings = settings
+        self.channels: dict[str, set[Channel]] = {}
+        self.latest: dict[str, bytes] = {}  # job_id -> newest frame, for a client that joins
+        self._frame_waiters: dict[str, list[asyncio.Future]] = {}
+        self.closing = False
+        self.closed_frames = [0, 0]  # frames sent, dropped by clients gone (/metrics)
+
+    def default_subscription(self) -> Subscription:
+        return Subscription(hz=min(self.settings.snapshot_hz, self.settings.max_snapshot_hz))
+
+    def register(self, job_id: str, subscription: Subscription | None = None) -> Channel:
+        channel = Channel(job_id, subscription or self.default_subscription(),
+                          self.settings.client_timeout_seconds)
+        self.channels.setdefault(job_id, set()).add(channel)
+        if job_id in self.latest:
+            channel.push_frame(self.latest[job_id])
+        return channel
+
+    def unregister(self, channel: Channel) -> None:
+        watchers = self.channels.get(channel.job_id)
+        if watchers is not None:
+            if channel in watchers:  # counted once, however often unregistered
+                self.closed_frames[0] += channel.frames_sent
+                self.closed_frames[1] += channel.frames_dropped
+            watchers.discard(channel)
+            if not watchers:
+                del self.channels[channel.job_id]
+                self.latest.pop(channel.job_id, None)
+
+    def frame_counts(self) -> tuple[int, int]:
+        """(frames sent, frames dropped) since start, every client counted (for /metrics)."""
+        live = [c for watchers in self.channels.values() for c in watchers]
+        return (self.closed_frames[0] + sum(c.frames_sent for c in live),
+                self.closed_frames[1] + sum(c.frames_dropped for c in live))
+
+    async def wait_frame(self, job_id: str, timeout: float) -> bytes | None:
+        """The job's newest frame, waiting up to `timeout` seconds for a first one."""
+        if job_id in self.latest:
+            return self.latest[job_id]
+        future = asyncio.get_running_loop().create_future()
+        self._frame_waiters.setdefault(job_id, []).append(future)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            waiters = self._frame_waiters.get(job_id, [])
+            if future in waiters:
+                waiters.remove(future)
 
     def on_event(self, event: dict) -> None:
-        pass
+        """An engine event (loop thread): status, metrics, snapshot or error for one job."""
+        job_id = event.get("job_id")
+        kind = event.get("type")
+        watchers = self.channels.get(job_id, ())
+        if kind == "snapshot":
+            frame = event["data"]
+            if watchers:
+                self.latest[job_id] = frame
+            for future in self._frame_waiters.pop(job_id, []):
+                if not future.done():
+                    future.set_result(frame)
+            for channel in watchers:
+                channel.push_frame(frame)
+        elif kind == "metrics":
+            points = event.get("records") or event.get("points") or []
+            for channel in watchers:
+                channel.push_points(points)
+        elif kind in ("status", "error"):
+            message = {k: v for k, v in event.items() if k != "data"}
+            for channel in watchers:
+                channel.push_text(message)
+                if kind == "status" and event.get("status") == "deleted":
+                    channel.close(4404, "Job not found")
 
     async def close(self) -> None:
-        pass
+        """Shut down: every client is closed with 1001."""
+        self.closing = True
+        for watchers in list(self.channels.values()):
+            for channel in list(watchers):
+                channel.close(1001, "Server shutting down")
+        await asyncio.sleep(0)

@@ -1,0 +1,113 @@
+"""`GET /metrics`: the server's state in Prometheus' text format, for operators.
+
+Read-only: job counts by state (store), training steps and their rate (the engine's progress,
+compared between two scrapes), stream clients and frames (hub), open websockets and refused
+requests (security.Guard), commands waiting for the engine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from server import __version__
+from server.store import STATUSES
+
+router = APIRouter(tags=["operators"])
+
+
+class StepRate:
+    """Training steps between two samples of the engine's per-job progress."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._steps: dict[str, int] = {}
+        self._at = 0.0
+        self.total = 0  # steps seen since start: a counter (reset or deleted jobs never subtract)
+        self.rate = 0.0
+
+    def sample(self, progress: dict[str, dict], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        steps = {job_id: int(p.get("step") or 0) for job_id, p in progress.items()}
+        with self._lock:
+            done = sum(max(0, n - self._steps[j]) for j, n in steps.items() if j in self._steps)
+            # a job first seen since the last sample: all its steps are new
+            done += sum(n for j, n in steps.items() if j not in self._steps) if self._at else 0
+            if self._at:
+                self.total += done
+                self.rate = done / max(now - self._at, 1e-6)
+            else:
+                self.total = sum(steps.values())
+            self._steps, self._at = steps, now
+
+
+def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
+    if labels:
+        inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+        return f"{name}{{{inner}}} {value:g}"
+    return f"{name} {value:g}"
+
+
+def _escape(value: str) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(state) -> str:
+    """The exposition text for an app's state (store, engine, hub, guard)."""
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple]) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+        out.extend(_line(name, value, labels) for labels, value in samples)
+
+    device = str(getattr(state.engine, "device", "cpu"))
+    metric("playground_info", "gauge", "Version and training device.",
+           [({"version": __version__, "device": device}, 1)])
+    counts = state.store.count_by_status()
+    metric("playground_jobs", "gauge", "Jobs by state.",
+           [({"state": s}, counts.get(s, 0)) for s in STATUSES])
+    metric("playground_queue_length", "gauge", "Jobs waiting for a place to train (queued).",
+           [(None, counts.get("queued", 0))])
+    pending = getattr(state.engine, "pending_commands", lambda: 0)()
+    metric("playground_engine_commands_pending", "gauge",
+           "Commands waiting for the engine thread.", [(None, pending)])
+
+    rate: StepRate = state.step_rate
+    rate.sample(state.engine.progress_all())
+    metric("playground_training_steps_total", "counter", "Training steps (batches) done.",
+           [(None, rate.total)])
+    metric("playground_steps_per_second", "gauge",
+           "Training steps a second, all jobs, since the previous scrape.", [(None, rate.rate)])
+
+    hub = state.hub
+    clients = sum(len(w) for w in hub.channels.values())
+    metric("playground_stream_clients", "gauge", "Websocket clients following a job.",
+           [(None, clients)])
+    sent, dropped = hub.frame_counts() if hasattr(hub, "frame_counts") else (0, 0)
+    metric("playground_frames_sent_total", "counter", "Snapshot frames sent to clients.",
+           [(None, sent)])
+    metric("playground_frames_dropped_total", "counter",
+           "Snapshot frames replaced by a newer one before a slow client took them.",
+           [(None, dropped)])
+
+    guard = getattr(state, "guard", None)
+    metric("playground_websockets_open", "gauge", "Open websockets (all kinds).",
+           [(None, guard.sockets_open if guard else clients)])
+    refused = dict(guard.refused) if guard else {}
+    metric("playground_requests_refused_total", "counter",
+           "Requests refused before any route: host, origin, rate, body, join, jobs, streams.",
+           [({"reason": r}, refused.get(r, 0))
+            for r in ("host", "origin", "rate", "body", "join", "jobs", "streams")])
+    return "\n".join(out) + "\n"
+
+
+@router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+def metrics(request: Request) -> PlainTextResponse:
+    state = request.app.state
+    if not hasattr(state, "step_rate"):
+        state.step_rate = StepRate()
+    return PlainTextResponse(render(state), media_type="text/plain; version=0.0.4")

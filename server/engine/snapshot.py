@@ -1,0 +1,331 @@
+"""What a snapshot frame holds, per kind of data (docs/STREAM.md), computed in the engine thread.
+
+`frame(trainer, dataset, options) -> bytes` runs the model in eval mode without gradients on
+inputs fixed per job (the heatmap grids for 2-D points, a few sample images or sequences),
+cached in a `Context` so that nothing but the forward passes repeats per frame, and encodes the
+result with `server.stream.wire`. `describe(dataset)` gives the data the client draws under it
+(hello's `data`), choosing the same samples. Nothing here knows about sockets or pacing.
+
+Layer `i` is the index in `Network.layer_specs` (the appended output layer last), which is
+also the index of `captures` from `Network.forward(x, capture=True)`.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from server.stream.wire import FrameBuilder
+
+PROTOCOL = 1
+THUMBNAIL = 20  # per-neuron heatmap side
+BOUNDARY = 100  # output heatmap side
+HIST_BINS = 32
+HIST_MAX_VALUES = 262_144  # larger layers are histogrammed on an even subsample
+WEIGHTS_MAX_PARAMETERS = 65_536  # send every parameter only for models this small
+IMAGE_SAMPLES = 4
+IMAGE_GRID = 16
+MAX_FILTERS = 64
+MAX_MAP_CHANNELS = 16
+CONFUSION_MAX = 2000
+SEQUENCE_SAMPLES = 4
+RECURRENT = ("rnn", "lstm", "gru")
+
+
+@dataclass
+class Context:
+    """Per-job inputs fixed once: the grid features or the sample indices and tensors."""
+
+    kind: str
+    device: torch.device
+    inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    quantized_input: np.ndarray | None = None
+    seq: int = 0
+
+
+_contexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def grid_xy(domain: tuple[float, float], n: int) -> np.ndarray:
+    """Grid coordinates (n * n, 2): row 0 is the top (largest y), column 0 the smallest x."""
+    lo, hi = float(domain[0]), float(domain[1])
+    xs = np.linspace(lo, hi, n)  # (n,)
+    ys = np.linspace(hi, lo, n)  # (n,)
+    gx, gy = np.meshgrid(xs, ys)  # (n, n) each
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)  # (n * n, 2)
+
+
+def sample_indices(dataset, count: int) -> np.ndarray:
+    """`count` fixed test indices: for classification one per class first, then spread."""
+    n = len(dataset.x_test)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    chosen: list[int] = []
+    if dataset.shape.task == "classification":
+        y = np.asarray(dataset.y_test).reshape(-1)
+        for c in range(dataset.shape.num_classes or 0):
+            hits = np.flatnonzero(y == c)
+            if len(hits) and len(chosen) < count:
+                chosen.append(int(hits[0]))
+    for i in np.linspace(0, n - 1, count * 2).astype(int):
+        if len(chosen) >= count:
+            break
+        if int(i) not in chosen:
+            chosen.append(int(i))
+    return np.array(sorted(chosen[:count]), dtype=np.int64)
+
+
+def grid_indices(dataset, count: int) -> np.ndarray:
+    n = len(dataset.x_test)
+    return np.unique(np.linspace(0, max(n - 1, 0), min(count, n)).astype(np.int64))
+
+
+def describe(dataset) -> dict:
+    """hello's `data`: what the client draws under the snapshots (plain JSON)."""
+    kind = dataset.shape.kind
+    if kind == "points2d":
+        lo, hi = (float(v) for v in dataset.domain)
+        return {
+            "points_train": _round(dataset.points_train), "labels_train": _labels(dataset.y_train),
+            "points_test": _round(dataset.points_test), "labels_test": _labels(dataset.y_test),
+            "domain": [lo, hi], "features": list(dataset.features),
+            "grid": {"x": [lo, hi], "y": [lo, hi], "thumbnail": THUMBNAIL, "boundary": BOUNDARY},
+        }
+    if kind == "image":
+        samples, grid = sample_indices(dataset, IMAGE_SAMPLES), grid_indices(dataset, IMAGE_GRID)
+        return {"samples": _picked(dataset, samples, "images"),
+                "test_grid": _picked(dataset, grid, "images")}
+    return {"samples": _picked(dataset, sample_indices(dataset, SEQUENCE_SAMPLES), "inputs")}
+
+
+def _round(a: np.ndarray | None) -> list:
+    if a is None:
+        return []
+    a = np.asarray(a)
+    return np.round(a, 4).tolist() if a.dtype.kind == "f" else a.tolist()
+
+
+def _labels(y: np.ndarray) -> list:
+    y = np.asarray(y)
+    return _round(y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y)
+
+
+def _picked(dataset, idx: np.ndarray, inputs_name: str) -> dict:
+    return {"indices": idx.tolist(), inputs_name: _round(dataset.x_test[idx]),
+            ("labels" if inputs_name == "images" else "targets"): _labels(dataset.y_test[idx])}
+
+
+def _context(trainer, dataset) -> Context:
+    device = next(trainer.model.parameters(), torch.empty(0)).device
+    ctx = _contexts.get(trainer)
+    if ctx is not None and ctx.device == device:
+        return ctx
+    kind = dataset.shape.kind
+    ctx = Context(kind, device)
+    if kind == "points2d":
+        thumb = dataset.features_of(grid_xy(dataset.domain, THUMBNAIL))  # (T*T, features)
+        fine = dataset.features_of(grid_xy(dataset.domain, BOUNDARY))  # (B*B, features)
+        ctx.inputs["thumb"] = torch.as_tensor(thumb, dtype=torch.float32, device=device)
+        ctx.inputs["fine"] = torch.as_tensor(fine, dtype=torch.float32, device=device)
+        ctx.quantized_input = thumb.T.reshape(-1, THUMBNAIL, THUMBNAIL)  # (features, T, T)
+    elif kind == "image":
+        ctx.inputs["samples"] = _tensor(dataset.x_test[sample_indices(dataset, IMAGE_SAMPLES)],
+                                        device)
+        ctx.inputs["grid"] = _tensor(dataset.x_test[grid_indices(dataset, IMAGE_GRID)], device)
+        n = min(len(dataset.x_test), CONFUSION_MAX)
+        ctx.inputs["test_x"] = _tensor(dataset.x_test[:n], device)
+        ctx.inputs["test_y"] = torch.as_tensor(np.asarray(dataset.y_test[:n]).reshape(n, -1)[:, 0],
+                                               device=device)
+    else:
+        ctx.inputs["samples"] = _tensor(
+            dataset.x_test[sample_indices(dataset, SEQUENCE_SAMPLES)], device)
+    _contexts[trainer] = ctx
+    return ctx
+
+
+def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    a = np.asarray(a)
+    dtype = torch.int64 if a.dtype.kind in "iu" else torch.float32
+    return torch.as_tensor(a, dtype=dtype, device=device)
+
+
+def output_transform(trainer, dataset) -> str:
+    """How raw outputs become what the client shows: sigmoid, softmax or identity."""
+    if dataset.shape.task != "classification":
+        return "identity"
+    loss = getattr(trainer, "loss_name", None) or dataset.shape.auto_loss
+    return {"bce": "sigmoid", "cross_entropy": "softmax"}.get(loss, "identity")
+
+
+def _transform(out: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "sigmoid":
+        return out.sigmoid()
+    if how == "softmax":
+        return out.softmax(dim=-1)
+    return out
+
+
+def layer_modules(model: nn.Module) -> list[nn.Module]:
+    """The module of each layer spec, in order (the network's `layers` container)."""
+    for name in ("layers", "blocks", "body"):
+        container = getattr(model, name, None)
+        if isinstance(container, nn.ModuleList | nn.Sequential):
+            return list(container)
+    return list(model.children())
+
+
+def layer_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) of one layer; a wrapper's single parametrized child is not named
+    (`linear.weight` -> `weight`, `rnn.weight_ih_l0` -> `weight_ih_l0`)."""
+    named = list(module.named_parameters())
+    prefixes = {n.split(".", 1)[0] for n, _ in named if "." in n}
+    direct = [n for n, _ in named if "." not in n]
+    if len(prefixes) == 1 and not direct:
+        cut = len(prefixes.pop()) + 1
+        return [(n[cut:], p) for n, p in named]
+    return named
+
+
+def _histogram(values: list[torch.Tensor]) -> tuple[np.ndarray, list[float]]:
+    flat = torch.cat([v.detach().reshape(-1).float() for v in values])  # (n,)
+    if flat.numel() > HIST_MAX_VALUES:
+        flat = flat[:: flat.numel() // HIST_MAX_VALUES + 1]
+    flat = flat[torch.isfinite(flat)]
+    if flat.numel() == 0:
+        return np.zeros(HIST_BINS, dtype=np.int32), [0.0, 0.0]
+    lo, hi = (float(v) for v in torch.aminmax(flat))
+    if hi <= lo:
+        hi = lo + 1e-6
+    counts = torch.histc(flat, bins=HIST_BINS, min=lo, max=hi)  # (bins,)
+    return counts.cpu().numpy().astype(np.int32), [lo, hi]
+
+
+def _add_parameters(b: FrameBuilder, model: nn.Module, modules: list[nn.Module]) -> None:
+    send_weights = sum(p.numel() for p in model.parameters()) <= WEIGHTS_MAX_PARAMETERS
+    b.header["weights"] = send_weights
+    for i, module in enumerate(modules):
+        params = layer_parameters(module)
+        if not params:
+            continue
+        counts, span = _histogram([p for _, p in params])
+        b.add(f"layer{i}.weight_hist", counts, "int32", range=span)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for _, p in params]
+        counts, span = _histogram(grads)
+        b.add(f"layer{i}.grad_hist", counts, "int32", range=span)
+        if send_weights:
+            for name, p in params:
+                b.add(f"layer{i}.{name}", p.detach().float().cpu().numpy())
+
+
+def _points(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
+    model = trainer.model
+    b.add_quantized("input.heatmap", ctx.quantized_input)
+    _, captures = model(ctx.inputs["thumb"], capture=True)
+    for i, c in enumerate(captures):
+        if c.dim() == 2:  # (T*T, units)
+            maps = c.float().T.reshape(-1, THUMBNAIL, THUMBNAIL)  # (units, T, T)
+            b.add_quantized(f"layer{i}.heatmap", maps.cpu().numpy())
+    out = _transform(model(ctx.inputs["fine"]).float(), how)  # (B*B, outputs)
+    b.add_quantized("output.boundary", out.T.reshape(-1, BOUNDARY, BOUNDARY).cpu().numpy())
+
+
+def _images(b: FrameBuilder, trainer, ctx: Context, how: str, modules: list[nn.Module]) -> None:
+    model = trainer.model
+    image = tuple(ctx.inputs["samples"].shape[1:])  # (channels, height, width)
+    for i, module in enumerate(modules):
+        params = dict(layer_parameters(module))
+        w = params.get("weight")
+        if w is None:
+            continue
+        if w.dim() == 4:  # (filters, channels, kh, kw)
+            b.add("filters", w.detach()[:MAX_FILTERS].float().cpu().numpy())
+            b.header["filters_layer"] = i
+        elif w.dim() == 2 and w.shape[1] == int(np.prod(image)):  # dense on the flat image
+            filters = w.detach()[:MAX_FILTERS].reshape(-1, *image)  # (units, C, H, W)
+            b.add("filters", filters.float().cpu().numpy())
+            b.header["filters_layer"] = i
+        break
+    _, captures = model(ctx.inputs["samples"], capture=True)
+    for i, c in enumerate(captures):
+        if c.dim() == 4:  # (samples, channels, h, w)
+            maps = c[:, :MAX_MAP_CHANNELS].float().transpose(0, 1)  # (channels, samples, h, w)
+            b.add_quantized(f"layer{i}.feature_maps", maps.cpu().numpy())
+    b.add("predictions", _transform(model(ctx.inputs["grid"]).float(), how).cpu().numpy())
+    classes = trainer_classes(trainer)
+    if classes:
+        logits = torch.cat([model(x) for x in ctx.inputs["test_x"].split(500)])  # (n, outputs)
+        if logits.shape[1] == 1:
+            threshold = 0.0 if how == "sigmoid" else 0.5
+            predicted = (logits[:, 0] > threshold).long()  # (n,)
+        else:
+            predicted = logits.argmax(dim=1)  # (n,)
+        truth = ctx.inputs["test_y"].long()  # (n,)
+        cells = torch.bincount(truth * classes + predicted.clamp(0, classes - 1),
+                               minlength=classes * classes)
+        b.add("confusion", cells.reshape(classes, classes).cpu().numpy(), "int32")
+
+
+def trainer_classes(trainer) -> int:
+    shape = getattr(trainer, "shape", None)
+    if shape is None or shape.task != "classification":
+        return 0
+    return int(shape.num_classes or 0)
+
+
+def _sequences(b: FrameBuilder, trainer, ctx: Context, how: str, modules: list[nn.Module],
+               specs: list) -> None:
+    model = trainer.model
+    x = ctx.inputs["samples"]  # (samples, time[, features])
+    out, captures = model(x, capture=True)
+    b.add("predictions", _transform(out.float(), how).cpu().numpy())
+    attention = getattr(model, "attention_weights", None) or {}
+    items = attention.items() if isinstance(attention, dict) else enumerate(attention)
+    for i, weights in items:
+        if weights is not None:
+            b.add(f"layer{i}.attention", weights[0].float().cpu().numpy())  # (heads, time, time)
+    for i, spec in enumerate(specs):
+        if getattr(spec, "type", None) not in RECURRENT or i >= len(modules):
+            continue
+        rnn = getattr(modules[i], "rnn", None)
+        if rnn is None:
+            continue
+        inputs = x if i == 0 else captures[i - 1]
+        if inputs.dim() < 3 or not inputs.is_floating_point():
+            continue
+        states, _ = rnn(inputs[:1].float())  # (1, time, units * dirs)
+        b.add(f"layer{i}.hidden", states[0].float().cpu().numpy())  # (time, units * dirs)
+
+
+def frame(trainer, dataset, options: dict | None = None) -> bytes:
+    """One binary snapshot frame of `trainer`'s model now. `options` may carry `job_id`."""
+    options = options or {}
+    model = trainer.model
+    ctx = _context(trainer, dataset)
+    ctx.seq += 1
+    how = output_transform(trainer, dataset)
+    b = FrameBuilder(type="snapshot", protocol=PROTOCOL, job_id=options.get("job_id"),
+                     kind=ctx.kind, seq=ctx.seq, time=time.time(),
+                     epoch=int(getattr(trainer, "epoch", 0)), step=int(getattr(trainer, "step", 0)),
+                     learning_rate=float(getattr(trainer, "learning_rate", 0.0) or 0.0),
+                     output_transform=how)
+    modules = layer_modules(model)
+    specs = list(getattr(model, "layer_specs", []))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            if ctx.kind == "points2d":
+                _points(b, trainer, ctx, how)
+            elif ctx.kind == "image":
+                _images(b, trainer, ctx, how, modules)
+            else:
+                _sequences(b, trainer, ctx, how, modules, specs)
+        _add_parameters(b, model, modules)
+    finally:
+        model.train(was_training)
+    return b.encode()

@@ -1,0 +1,15 @@
+"""ExportError: a model that cannot be exported in the format asked for (422, never a 500)."""
+
+from __future__ import annotations
+
+
+class ExportError(ValueError):
+    """The message is a sentence a user can act on: which format, which layer, what to do."""
+
+    def __init__(self, msg: str, loc: tuple[str, ...] = ("query", "format")) -> None:
+        super().__init__(msg)
+        self.loc = loc
+
+    def detail(self) -> list[dict]:
+        """FastAPI's 422 `detail` list for this error."""
+        return [{"loc": list(self.loc), "msg": str(self), "type": "value_error"}]

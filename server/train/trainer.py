@@ -1,0 +1,471 @@
+"""One job's training state and its step: model, optimizer, batch order, epochs, early stopping.
+
+What is here: `Trainer` (build from a JobSpec and a Dataset, train some batches or an epoch,
+evaluate every split at each epoch's end, change settings mid-run, reset, checkpoint state as
+flat tensors + JSON meta, resume bit for bit) and `Diverged`.
+What is not: threads, timing, queues, snapshots, storage (the engine owns those) and anything
+web. The trainer talks to nothing outside; the engine calls it and forwards what it returns.
+
+Reproducibility: batch order comes from the trainer's own seeded `torch.Generator`, and the
+model's own randomness (dropout) runs on a private copy of torch's global RNG state that is
+swapped in for the duration of each call, so a seed repeats exactly on the CPU even when the
+engine interleaves many jobs, and a checkpoint resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from server.nn.build import build_model
+from server.nn.check import resolve_loss
+from server.train.metrics import classification_metrics, finite, regression_metrics
+from server.train.optim import (
+    data_loss,
+    make_optimizer,
+    penalized_weights,
+    penalty,
+    scheduled_lr,
+)
+
+if TYPE_CHECKING:
+    from server.data.base import Dataset
+    from server.spec.job import JobSpec
+
+STATE_VERSION = 1
+EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
+SPLITS = ("train", "validation", "test")
+MOMENTUM_OPTIMIZERS = ("momentum", "nesterov", "rmsprop")
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; the message is a sentence for the user. `records`: the
+    metric records of the epochs the interrupted call did complete (keep them for the curves)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.records: list[dict] = []
+
+
+def _build_model(spec: JobSpec, dataset: Dataset) -> Callable[[int], nn.Module]:
+    return lambda seed: build_model(spec.model, dataset.shape, seed)
+
+
+class Trainer:
+    """Trains one job. Attributes the engine reads: `model`, `optimizer`, `epoch` (epochs
+    completed), `step` (batches done), `batch_in_epoch`, `finished`, `stop_reason` ("epochs",
+    "early_stopping", "diverged" or None), `learning_rate` (the one in use now), `batch_size`.
+
+    `model_factory(seed) -> nn.Module` replaces `server.nn.build.build_model` (tests).
+    """
+
+    def __init__(self, spec: JobSpec, dataset: Dataset, device: torch.device | str = "cpu", *,
+                 model_factory: Callable[[int], nn.Module] | None = None) -> None:
+        training = spec.training
+        self.spec = spec
+        self.shape = dataset.shape
+        self.device = torch.device(device)
+        self._factory = model_factory or _build_model(spec, dataset)
+        self.loss_name = resolve_loss(training.loss, self.shape)
+        # Binary outputs are logits under bce (class 1 when > 0), values near 0/1 otherwise.
+        self._threshold = 0.0 if self.loss_name == "bce" else 0.5
+
+        # The data moves to the device once; batches are gathered there by index.
+        self.data: dict[str, tuple[Tensor, Tensor]] = {}
+        splits = (("train", dataset.x_train, dataset.y_train),
+                  ("validation", dataset.x_val, dataset.y_val),
+                  ("test", dataset.x_test, dataset.y_test))
+        for split, x, y in splits:
+            if x is None or len(x) == 0:
+                continue
+            y = np.asarray(y)
+            if self.shape.task == "regression":
+                y = y.reshape(-1, 1)  # (n, 1), like the outputs
+            self.data[split] = (self._tensor(x), self._tensor(y))
+        if "train" not in self.data:
+            raise ValueError("the data set has no training samples")
+        self.n_train = len(self.data["train"][0])
+        self.monitor = "validation" if "validation" in self.data else "test"
+
+        # Settings that may change mid-run (and survive a reset).
+        self.batch_size = training.batch_size
+        self.epochs = training.epochs
+        self.regularization = (training.regularization.kind, training.regularization.rate)
+        self.momentum = training.optimizer.momentum
+        self.base_lr = training.optimizer.learning_rate
+        self.gradient_clip = training.gradient_clip
+        self.early_stopping = training.early_stopping
+        self.resets = 0
+        self._start(training.seed)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _tensor(self, array: np.ndarray) -> Tensor:
+        array = np.asarray(array)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        return torch.tensor(array, device=self.device)  # a copy: the registry's arrays stay put
+
+    def _start(self, seed: int) -> None:
+        """Fresh weights, optimizer, batch order and counters from `seed`."""
+        self.model_seed = seed
+        with torch.random.fork_rng(devices=[]):  # the builder may seed torch's global RNG
+            self.model = self._factory(seed).to(self.device)
+        self.model.train()
+        self._weights = penalized_weights(self.model)
+        self.optimizer = self._new_optimizer()
+        self.generator = torch.Generator().manual_seed(seed)
+        # Dropout and other layer randomness: a private state of torch's global RNG.
+        self._rng_cpu = torch.Generator().manual_seed(seed + 2**31).get_state()
+        self._rng_cuda = None
+        if self.device.type == "cuda":
+            cuda = torch.Generator(device=self.device).manual_seed(seed + 2**31)
+            self._rng_cuda = cuda.get_state()
+        self.epoch = 0
+        self.step = 0
+        self.batch_in_epoch = 0
+        self._pos = 0  # samples of the current epoch's permutation already used
+        self._perm: Tensor | None = None  # (n_train,) on the device
+        self.finished = False
+        self.stop_reason: str | None = None
+        self.best_loss: float | None = None
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+        self._best_state: dict[str, Tensor] | None = None
+        self.schedule_origin = 0
+        self._apply_lr()
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        spec = self.spec.training.optimizer.model_copy(
+            update={"learning_rate": self.base_lr, "momentum": self.momentum})
+        return make_optimizer(self.model.parameters(), spec)
+
+    @contextmanager
+    def _own_rng(self) -> Iterator[None]:
+        saved = torch.get_rng_state()
+        torch.set_rng_state(self._rng_cpu)
+        saved_cuda = None
+        if self._rng_cuda is not None:
+            saved_cuda = torch.cuda.get_rng_state(self.device)
+            torch.cuda.set_rng_state(self._rng_cuda, self.device)
+        try:
+            yield
+        finally:
+            self._rng_cpu = torch.get_rng_state()
+            torch.set_rng_state(saved)
+            if saved_cuda is not None:
+                self._rng_cuda = torch.cuda.get_rng_state(self.device)
+                torch.cuda.set_rng_state(saved_cuda, self.device)
+
+    # ------------------------------------------------------------------ training
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.n_train / self.batch_size)
+
+    def train_batches(self, n: int) -> list[dict]:
+        """Run up to `n` batches; return the metric records of the epochs completed meanwhile.
+
+        Stops early when the job finishes (epoch budget or early stopping). Raises `Diverged`
+        when a batch loss is NaN or infinite (checked at the end of the call or of the epoch,
+        so the GPU is not synchronised every batch).
+        """
+        records: list[dict] = []
+        if self.finished or n <= 0:
+            return records
+        with self._own_rng():
+            try:
+                self._run(n, records)
+            except Diverged as exc:
+                exc.records = records
+                raise
+        return records
+
+    def _run(self, n: int, records: list[dict]) -> None:
+        x, y = self.data["train"]
+        losses: list[Tensor] = []
+        for _ in range(n):
+            if self._perm is None:
+                perm = torch.randperm(self.n_train, generator=self.generator)  # (n_train,)
+                self._perm = perm.to(self.device)
+            idx = self._perm[self._pos:self._pos + self.batch_size]  # (batch,)
+            losses.append(self._train_step(x[idx], y[idx]))
+            self._pos += len(idx)
+            self.step += 1
+            self.batch_in_epoch += 1
+            if self._pos >= self.n_train:
+                self._check_finite(losses)
+                losses = []
+                records.append(self._end_epoch())
+                if self.finished:
+                    break
+        self._check_finite(losses)
+
+    def train_epoch(self) -> list[dict]:
+        """Finish the current epoch (a whole one if none is under way)."""
+        remaining = math.ceil((self.n_train - self._pos) / self.batch_size)
+        return self.train_batches(remaining)
+
+    def _train_step(self, xb: Tensor, yb: Tensor) -> Tensor:
+        out = self.model(xb)  # (batch, units)
+        loss = data_loss(self.loss_name, out, yb)
+        extra = penalty(self._weights, *self.regularization)
+        if extra is not None:
+            loss = loss + extra
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.gradient_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.gradient_clip)
+        self.optimizer.step()
+        return loss.detach()
+
+    def _check_finite(self, losses: list[Tensor]) -> None:
+        if not losses:
+            return
+        if self.device.type == "cpu":  # reading a CPU scalar costs nothing
+            for value in losses:
+                number = value.item()
+                if not math.isfinite(number):
+                    self._diverge("NaN" if math.isnan(number) else "infinite")
+            return
+        values = torch.stack(losses)  # (batches,)
+        bad = ~torch.isfinite(values)
+        if bool(bad.any()):
+            first = values[bad][0]
+            self._diverge("NaN" if bool(torch.isnan(first)) else "infinite")
+
+    def _diverge(self, what: str) -> None:
+        self.finished = True
+        self.stop_reason = "diverged"
+        raise Diverged(f"diverged: loss became {what} at epoch {self.epoch + 1}; "
+                       "try a lower learning rate")
+
+    def _end_epoch(self) -> dict:
+        lr_used = self.learning_rate
+        self.batch_in_epoch = 0
+        self._pos = 0
+        self._perm = None
+        record, raw_train_loss = self._evaluate()
+        if not math.isfinite(raw_train_loss):
+            self._diverge("NaN" if math.isnan(raw_train_loss) else "infinite")
+        self.epoch += 1
+        record["epoch"] = self.epoch
+        record["learning_rate"] = lr_used
+        if self.early_stopping is not None:
+            self._early_stopping(record)
+        if self.epochs is not None and self.epoch >= self.epochs and not self.finished:
+            self.finished = True
+            self.stop_reason = "epochs"
+        self._apply_lr()
+        return record
+
+    def _early_stopping(self, record: dict) -> None:
+        rule = self.early_stopping
+        loss = record.get(f"{self.monitor}_loss")
+        if loss is not None and (self.best_loss is None or loss < self.best_loss - rule.min_delta):
+            self.best_loss = loss
+            self.best_epoch = self.epoch
+            self.bad_epochs = 0
+            self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        record["best_epoch"] = self.best_epoch
+        if self.bad_epochs >= rule.patience:
+            self.finished = True
+            self.stop_reason = "early_stopping"
+            if rule.restore_best and self._best_state is not None:
+                self.model.load_state_dict(self._best_state)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _outputs(self, x: Tensor) -> Tensor:
+        parts = [self.model(x[i:i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
+        return torch.cat(parts)  # (n, units)
+
+    def evaluate(self) -> dict:
+        """The metric record of the current weights: every split, eval mode, no gradients.
+
+        Keys: epoch, step, learning_rate, batch_size, train_penalty, and per split s in
+        (train, validation if any, test): s_loss plus, for classification, s_accuracy,
+        s_precision, s_recall, s_f1 (macro), s_auc (binary only), s_confusion_matrix; for
+        regression s_mae, s_r2. Floats are finite or None.
+        """
+        return self._evaluate()[0]
+
+    def _evaluate(self) -> tuple[dict, float]:
+        """`evaluate`'s record and the raw (possibly NaN) train loss."""
+        record: dict[str, Any] = {"epoch": self.epoch, "step": self.step,
+                                  "learning_rate": self.learning_rate,
+                                  "batch_size": self.batch_size}
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            extra = penalty(self._weights, *self.regularization)
+            record["train_penalty"] = 0.0 if extra is None else finite(extra)
+            raw_train_loss = math.nan
+            for split in SPLITS:
+                if split not in self.data:
+                    continue
+                x, y = self.data[split]
+                out = self._outputs(x)  # (n, units)
+                loss = float(data_loss(self.loss_name, out, y))
+                if split == "train":
+                    raw_train_loss = loss
+                record[f"{split}_loss"] = finite(loss)
+                outputs = out.float().cpu().numpy()
+                targets = y.cpu().numpy()
+                if self.shape.task == "classification":
+                    values = classification_metrics(outputs, targets, self.shape.num_classes or 2,
+                                                    self._threshold)
+                else:
+                    values = regression_metrics(outputs, targets)
+                record.update({f"{split}_{k}": v for k, v in values.items()})
+        self.model.train(was_training)
+        return record, raw_train_loss
+
+    # ------------------------------------------------------------------ controls
+
+    def _apply_lr(self) -> None:
+        self.learning_rate = scheduled_lr(self.spec.training.schedule, self.base_lr,
+                                          self.epoch - self.schedule_origin)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Use `lr` from now on; it becomes the schedule's base, the schedule runs on from it."""
+        self.base_lr = float(lr)
+        self.schedule_origin = self.epoch
+        self._apply_lr()
+
+    def set_momentum(self, momentum: float) -> None:
+        """Change the momentum of momentum, nesterov and rmsprop (others have none)."""
+        self.momentum = float(momentum)
+        if self.spec.training.optimizer.name in MOMENTUM_OPTIMIZERS:
+            for group in self.optimizer.param_groups:
+                group["momentum"] = self.momentum
+
+    def set_batch_size(self, n: int) -> None:
+        """Batches from now on have `n` samples (the current epoch goes on where it was)."""
+        self.batch_size = int(n)
+
+    def set_regularization(self, kind: str, rate: float) -> None:
+        if kind not in ("none", "l1", "l2"):
+            raise ValueError(f"unknown regularization '{kind}'; expected one of: none, l1, l2")
+        self.regularization = (kind, float(rate))
+
+    def set_epochs(self, epochs: int | None) -> None:
+        """A new epoch budget; a job that had finished its budget goes on if it is larger."""
+        self.epochs = epochs
+        if self.stop_reason == "epochs" and (epochs is None or self.epoch < epochs):
+            self.finished = False
+            self.stop_reason = None
+
+    def reset(self, seed: int | None = None) -> None:
+        """New initial weights and batch order, epoch 0. Seed: `seed`, else the spec's seed plus
+        the number of resets so far. Changed settings (learning rate, batch size...) stay."""
+        self.resets += 1
+        self._start(self.spec.training.seed + self.resets if seed is None else seed)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        """Everything tensor-valued, flat and on the CPU, for safetensors: `model.*`, `best.*`
+        (early stopping's best weights), `optimizer.<param index>.<key>`, `rng.batches`,
+        `rng.model` (and `rng.model_cuda`), `perm` (the batch order of an unfinished epoch)."""
+        def own(t: Tensor) -> Tensor:
+            return t.detach().to("cpu", copy=True).contiguous()
+
+        tensors = {f"model.{k}": own(v) for k, v in self.model.state_dict().items()}
+        if self._best_state is not None:
+            tensors.update({f"best.{k}": own(v) for k, v in self._best_state.items()})
+        for index, state in self.optimizer.state_dict()["state"].items():
+            for key, value in state.items():
+                if torch.is_tensor(value):
+                    tensors[f"optimizer.{index}.{key}"] = own(value)
+        tensors["rng.batches"] = own(self.generator.get_state())
+        tensors["rng.model"] = own(self._rng_cpu)
+        if self._rng_cuda is not None:
+            tensors["rng.model_cuda"] = own(self._rng_cuda)
+        if self._perm is not None:
+            tensors["perm"] = own(self._perm)
+        return tensors
+
+    def state_meta(self) -> dict:
+        """The rest of the state, JSON-serialisable: counters, settings changed mid-run,
+        early-stopping bookkeeping and the optimizer's parameter groups and scalars."""
+        optimizer = self.optimizer.state_dict()
+        scalars = {f"{index}.{key}": value for index, state in optimizer["state"].items()
+                   for key, value in state.items() if not torch.is_tensor(value)}
+        groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+                  for group in optimizer["param_groups"]]
+        return {
+            "version": STATE_VERSION,
+            "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
+            "position": self._pos, "model_seed": self.model_seed, "resets": self.resets,
+            "batch_size": self.batch_size, "epochs": self.epochs,
+            "base_lr": self.base_lr, "schedule_origin": self.schedule_origin,
+            "learning_rate": self.learning_rate, "momentum": self.momentum,
+            "regularization": list(self.regularization),
+            "finished": self.finished, "stop_reason": self.stop_reason,
+            "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "optimizer": {"param_groups": groups, "scalars": scalars,
+                          "indices": sorted(optimizer["state"])},
+        }
+
+    def load_state(self, tensors: dict[str, Tensor], meta: dict) -> None:
+        """Put back a state from `state_tensors` / `state_meta`; training then goes on exactly as
+        it would have without the interruption."""
+        if meta.get("version") != STATE_VERSION:
+            raise ValueError(f"checkpoint version {meta.get('version')} is not {STATE_VERSION}")
+        self.model_seed = meta["model_seed"]
+        self.resets = meta["resets"]
+        self.model.load_state_dict(
+            {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        best = {k[len("best."):]: v.to(self.device) for k, v in tensors.items()
+                if k.startswith("best.")}
+        self._best_state = best or None
+
+        self.batch_size = meta["batch_size"]
+        self.epochs = meta["epochs"]
+        self.base_lr = meta["base_lr"]
+        self.schedule_origin = meta["schedule_origin"]
+        self.momentum = meta["momentum"]
+        self.regularization = (meta["regularization"][0], meta["regularization"][1])
+
+        opt = meta["optimizer"]
+        state: dict[int, dict[str, Any]] = {int(i): {} for i in opt["indices"]}
+        for name, value in tensors.items():
+            if name.startswith("optimizer."):
+                _, index, key = name.split(".", 2)
+                state[int(index)][key] = value
+        for name, value in opt["scalars"].items():
+            index, key = name.split(".", 1)
+            state[int(index)][key] = value
+        self.optimizer = self._new_optimizer()
+        self.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
+
+        self.generator.set_state(tensors["rng.batches"].clone())
+        self._rng_cpu = tensors["rng.model"].clone()
+        if self._rng_cuda is not None and "rng.model_cuda" in tensors:
+            self._rng_cuda = tensors["rng.model_cuda"].clone()
+        self._perm = tensors["perm"].to(self.device) if "perm" in tensors else None
+
+        self.epoch = meta["epoch"]
+        self.step = meta["step"]
+        self.batch_in_epoch = meta["batch_in_epoch"]
+        self._pos = meta["position"]
+        self.finished = meta["finished"]
+        self.stop_reason = meta["stop_reason"]
+        self.best_loss = meta["best_loss"]
+        self.best_epoch = meta["best_epoch"]
+        self.bad_epochs = meta["bad_epochs"]
+        self.learning_rate = meta["learning_rate"]
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate

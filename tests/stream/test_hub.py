@@ -1,0 +1,155 @@
+"""The hub without sockets: slot replacement, credit, pacing, coalesced metrics, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from server.config import Settings
+from server.stream.hub import ClientGone, Hub, Subscription
+
+
+class Recorder:
+    """A fake socket: records what the pump sends; `delay` makes it slow, `frozen` never sends."""
+
+    def __init__(self, delay: float = 0.0, frozen: bool = False) -> None:
+        self.texts: list[dict] = []
+        self.frames: list[bytes] = []
+        self.delay, self.frozen = delay, frozen
+
+    async def send_text(self, text: str) -> None:
+        self.texts.append(json.loads(text))
+
+    async def send_bytes(self, data: bytes) -> None:
+        if self.frozen:
+            await asyncio.Event().wait()
+        await asyncio.sleep(self.delay)
+        self.frames.append(data)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def snapshot(job: str, n: int) -> dict:
+    return {"job_id": job, "type": "snapshot", "data": n.to_bytes(4, "little")}
+
+
+def test_newest_frame_replaces_older_and_next_waits_for_ack():
+    async def main():
+        hub = Hub(Settings(snapshot_hz=60, max_snapshot_hz=60))
+        ch = hub.register("a", Subscription(hz=60))
+        sock = Recorder()
+        pump = asyncio.create_task(ch.pump(sock.send_text, sock.send_bytes))
+        hub.on_event(snapshot("a", 1))
+        await asyncio.sleep(0.05)
+        for n in (2, 3, 4):
+            hub.on_event(snapshot("a", n))
+        await asyncio.sleep(0.1)
+        assert [int.from_bytes(f, "little") for f in sock.frames] == [1]  # no credit yet
+        ch.ack()
+        await asyncio.sleep(0.1)
+        assert [int.from_bytes(f, "little") for f in sock.frames] == [1, 4]
+        assert ch.frames_dropped == 2
+        pump.cancel()
+    run(main())
+
+
+def test_client_rate_limits_frames():
+    async def main():
+        hub = Hub(Settings())
+        ch = hub.register("a", Subscription(hz=5))
+        sock = Recorder()
+        pump = asyncio.create_task(ch.pump(sock.send_text, sock.send_bytes))
+        for n in range(50):  # 100 frames a second, acknowledged at once
+            hub.on_event(snapshot("a", n))
+            ch.ack()
+            await asyncio.sleep(0.01)
+        assert 2 <= len(sock.frames) <= 4  # 5 Hz over 0.5 s
+        pump.cancel()
+    run(main())
+
+
+def test_metrics_are_coalesced_and_complete():
+    async def main():
+        hub = Hub(Settings())
+        ch = hub.register("a")
+        sock = Recorder()
+        pump = asyncio.create_task(ch.pump(sock.send_text, sock.send_bytes))
+        for epoch in range(1, 201):
+            hub.on_event({"job_id": "a", "type": "metrics", "records": [{"epoch": epoch}]})
+            if epoch % 20 == 0:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.25)
+        messages = [t for t in sock.texts if t["type"] == "metrics"]
+        epochs = [p["epoch"] for m in messages for p in m["points"]]
+        assert epochs == list(range(1, 201))
+        assert len(messages) <= 6
+        pump.cancel()
+    run(main())
+
+
+def test_points_already_in_hello_are_not_repeated():
+    async def main():
+        hub = Hub(Settings())
+        ch = hub.register("a")
+        ch.min_epoch = 3
+        hub.on_event({"job_id": "a", "type": "metrics", "records": [{"epoch": 3}, {"epoch": 4}]})
+        assert [p["epoch"] for p in ch.points] == [4]
+    run(main())
+
+
+def test_frozen_client_does_not_stall_another_and_times_out():
+    async def main():
+        hub = Hub(Settings(client_timeout_seconds=0.5, snapshot_hz=60, max_snapshot_hz=60))
+        frozen, healthy = hub.register("a"), hub.register("a")
+        frozen.subscription.hz = healthy.subscription.hz = 60
+        fs, hs = Recorder(), Recorder()
+        pumps = [asyncio.create_task(frozen.pump(fs.send_text, fs.send_bytes)),
+                 asyncio.create_task(healthy.pump(hs.send_text, hs.send_bytes))]
+        for n in range(40):
+            hub.on_event(snapshot("a", n))
+            await asyncio.sleep(0.02)
+            if healthy.credit is False:
+                healthy.ack()
+        assert len(hs.frames) >= 20
+        assert len(fs.frames) == 1  # it never acknowledged
+        with pytest.raises(ClientGone) as gone:
+            await pumps[0]
+        assert gone.value.code == 4408
+        pumps[1].cancel()
+    run(main())
+
+
+def test_status_passes_through_and_deleted_job_closes_with_4404():
+    async def main():
+        hub = Hub(Settings())
+        ch = hub.register("a")
+        other = hub.register("b")
+        sock = Recorder()
+        pump = asyncio.create_task(ch.pump(sock.send_text, sock.send_bytes))
+        hub.on_event({"job_id": "a", "type": "status", "status": "paused", "epoch": 1})
+        await asyncio.sleep(0.02)
+        assert sock.texts[-1]["status"] == "paused"
+        assert not other.texts
+        hub.on_event({"job_id": "a", "type": "status", "status": "deleted"})
+        with pytest.raises(ClientGone) as gone:
+            await pump
+        assert gone.value.code == 4404
+    run(main())
+
+
+def test_joining_client_gets_the_latest_frame_and_close_says_1001():
+    async def main():
+        hub = Hub(Settings())
+        first = hub.register("a")
+        hub.on_event(snapshot("a", 9))
+        assert await hub.wait_frame("a", 0.1) == (9).to_bytes(4, "little")
+        late = hub.register("a")
+        assert late.slot == (9).to_bytes(4, "little") and first.slot is not None
+        assert await hub.wait_frame("zzz", 0.05) is None
+        await hub.close()
+        assert late.closed == (1001, "Server shutting down")
+    run(main())

@@ -1,0 +1,167 @@
+/**
+ * The only module that knows the server's URLs and messages (shared/API.md, docs/STREAM.md).
+ *
+ * REST calls return parsed JSON or throw an ApiError that carries the HTTP status and FastAPI's
+ * `detail` (a list of {loc, msg} for 422, a sentence otherwise). JobStream follows one job over
+ * the websocket: it decodes binary snapshots with wire.js, reconnects when the connection drops
+ * and says so, and sends acks, controls and live settings.
+ */
+
+import * as wire from "./wire.js";
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(ApiError.sentence(status, detail));
+    this.status = status;
+    this.detail = detail;
+  }
+
+  /** A readable sentence from FastAPI's detail (a string or a list of {loc, msg}). */
+  static sentence(status, detail) {
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) return detail.map((d) => d.msg || JSON.stringify(d)).join("; ");
+    if (status === 0) return "The server cannot be reached; is it running?";
+    return `The server answered ${status}`;
+  }
+
+  /** The entries of a 422 detail list ({loc, msg}); [] for other errors. */
+  get locations() {
+    return Array.isArray(this.detail) ? this.detail.filter((d) => Array.isArray(d.loc)) : [];
+  }
+}
+
+async function request(method, path, { body, token, query, keepalive = false } = {}) {
+  let url = path;
+  if (query) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) {
+      if (v !== undefined && v !== null) q.set(k, typeof v === "object" ? JSON.stringify(v) : String(v));
+    }
+    const s = q.toString();
+    if (s) url += `?${s}`;
+  }
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(url, {
+      method, headers, keepalive, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, null);
+  }
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!response.ok) throw new ApiError(response.status, data && typeof data === "object" ? data.detail : data);
+  return data;
+}
+
+export const api = {
+  health: () => request("GET", "/api/health"),
+  catalog: () => request("GET", "/api/catalog"),
+  /** The OpenAPI document: enums of the job spec that the catalogue may not list. */
+  openapi: () => request("GET", "/openapi.json"),
+  datasets: () => request("GET", "/api/datasets"),
+  preview: (name, params) => request("GET", `/api/datasets/${encodeURIComponent(name)}/preview`, {
+    query: params,
+  }),
+  checkModel: (body) => request("POST", "/api/models/check", { body }),
+  /** With the token of an earlier job, the new job is created under it (one owner per page). */
+  createJob: (spec, token) => request("POST", "/api/jobs", { body: spec, token }),
+  getJob: (id, token) => request("GET", `/api/jobs/${id}`, { token }),
+  /** `keepalive` lets the request finish while the page is being closed. */
+  deleteJob: (id, token, { keepalive = false } = {}) => request("DELETE", `/api/jobs/${id}`, { token, keepalive }),
+  control: (id, action, token) => request("POST", `/api/jobs/${id}/control`, { body: { action }, token }),
+  patch: (id, body, token) => request("PATCH", `/api/jobs/${id}`, { body, token }),
+};
+
+/** The close codes after which reconnecting cannot help (docs/STREAM.md). */
+const FINAL_CLOSE = new Set([4401, 4403, 4404]);
+
+/**
+ * Follows one job. Handlers: hello(msg), metrics(points), snapshot(frame) (must call ack() when
+ * drawn), status(msg), error(msg), connection(state, reason) with state "open" | "lost" | "closed".
+ */
+export class JobStream {
+  constructor(job, handlers) {
+    this.job = job;
+    this.handlers = handlers;
+    this.socket = null;
+    this.closed = false;
+    this.retries = 0;
+    this.nextId = 1;
+    this.timer = null;
+  }
+
+  url() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const query = this.job.token ? `?token=${encodeURIComponent(this.job.token)}` : "";
+    return `${proto}//${location.host}/api/jobs/${this.job.id}/stream${query}`;
+  }
+
+  connect() {
+    if (this.closed) return;
+    const socket = new WebSocket(this.url());
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    socket.onmessage = (event) => this.receive(event.data);
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      if (this.closed) return;
+      if (FINAL_CLOSE.has(event.code)) {
+        this.closed = true;
+        this.handlers.connection?.("closed", event.reason || `closed (${event.code})`);
+        return;
+      }
+      const delay = Math.min(5000, 300 * 2 ** this.retries);
+      this.retries += 1;
+      this.handlers.connection?.("lost", event.reason || "Connection to the server lost");
+      this.timer = setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  receive(data) {
+    if (typeof data !== "string") {
+      const frame = (wire.decodeFrame || wire.decode)(data);
+      this.handlers.snapshot?.(frame);
+      return;
+    }
+    const msg = JSON.parse(data);
+    switch (msg.type) {
+      case "hello":
+        this.retries = 0;
+        this.handlers.connection?.("open");
+        this.handlers.hello?.(msg);
+        break;
+      case "metrics": this.handlers.metrics?.(msg.points || []); break;
+      case "status": this.handlers.status?.(msg); break;
+      case "error": this.handlers.error?.(msg); break;
+      case "reply": this.handlers.reply?.(msg); break;
+      default: break; // fields and messages may be added within protocol 1
+    }
+  }
+
+  send(message) {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  ack() { return this.send({ type: "ack" }); }
+
+  control(action) { return this.send({ type: "control", action, id: this.nextId++ }); }
+
+  /** A live settings change (the body of PATCH /api/jobs/{id}). */
+  set(patch) { return this.send({ type: "set", ...patch, id: this.nextId++ }); }
+
+  subscribe(options) { return this.send({ type: "subscribe", ...options }); }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.socket) { const s = this.socket; this.socket = null; s.close(1000); }
+  }
+}

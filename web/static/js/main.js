@@ -1,0 +1,775 @@
+/**
+ * The page's wiring: reads the catalogue, builds the controls from it, keeps the store and the
+ * URL hash in step, turns play/pause/step into jobs and stream controls, and hands each frame
+ * to the views. Views draw, api.js talks to the server, store.js holds the state; this module
+ * only connects them.
+ */
+
+import { api, ApiError, JobStream } from "./api.js";
+import { propOf, Store } from "./store.js";
+import { LineChart } from "./views/charts.js";
+import { ConfusionView } from "./views/confusion.js";
+import { DatasetsView, renderParamsForm } from "./views/datasets.js";
+import { HistogramView } from "./views/histograms.js";
+import { ImagesView } from "./views/images.js";
+import { LayersView, newLayer } from "./views/layers.js";
+import { drawsNeurons, NetworkView } from "./views/network.js";
+import { OutputView } from "./views/output.js";
+import { SequencesView } from "./views/sequences.js";
+
+const $ = (id) => document.getElementById(id);
+const store = new Store();
+
+/** Frame draw times (ms), read by bench/page_frame_bench.py and the browser tests. */
+const frameStats = {
+  count: 0, last: 0, max: 0, total: 0, times: [],
+  get mean() { return this.count ? this.total / this.count : 0; },
+  get p95() {
+    if (!this.times.length) return 0;
+    const s = [...this.times].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.floor(0.95 * s.length))];
+  },
+  reset() { this.count = 0; this.last = 0; this.max = 0; this.total = 0; this.times = []; },
+};
+window.__frameStats = frameStats;
+
+const page = {
+  catalog: null,
+  datasets: new Map(),   // name -> catalogue entry
+  schemas: new Map(),    // layer type -> JSON schema
+  job: null,             // {id, token, stream, status, epoch}
+  wantPlay: false,
+  checkSeq: 0,
+  report: null,
+  creating: null,
+};
+window.__playground = { store, page };
+
+// ---- errors shown next to the control that caused them ------------------------------------------
+
+function errorSlot(key) {
+  return document.querySelector(`[data-error-for="${CSS.escape(key)}"]`);
+}
+
+function showError(key, message) {
+  const slot = errorSlot(key) || errorSlot("play");
+  if (slot) { slot.textContent = message; slot.classList.toggle("shown", Boolean(message)); }
+}
+
+function clearErrors(keys) {
+  for (const key of keys) showError(key, "");
+}
+
+function clearAllErrors() {
+  document.querySelectorAll("[data-error-for]").forEach((el) => { el.textContent = ""; el.classList.remove("shown"); });
+  layersView?.showErrors([]);
+}
+
+/** Place a server error: 422 locations on their control or layer, the rest on `fallback`. */
+function showApiError(err, fallback = "play") {
+  if (!(err instanceof ApiError)) { showError(fallback, String(err.message || err)); console.error(err); return; }
+  if (err.status === 0) setConnection("lost", err.message);
+  const layerErrors = [];
+  const rest = [];
+  for (const d of err.locations) {
+    const rel = d.loc[0] === "body" ? d.loc.slice(1) : d.loc;
+    if (rel[0] === "model" && rel[1] === "layers" && Number.isInteger(rel[2])) {
+      layerErrors.push([rel[2], d.msg]);
+    } else if (rel[0] === "dataset" && rel[1] === "params" && rel[2]) {
+      showError(`params.${rel[2]}`, d.msg);
+    } else {
+      const prop = Store.propForLoc(d.loc);
+      if (prop && errorSlot(prop.key)) showError(prop.key, d.msg);
+      else rest.push(d.msg);
+    }
+  }
+  const unplaced = layersView.showErrors(layerErrors);
+  rest.push(...unplaced);
+  if (!err.locations.length) rest.push(err.message);
+  if (rest.length) showError(fallback, rest.join("; "));
+}
+
+function setConnection(state, reason) {
+  const el = $("connection");
+  if (state === "open") { el.hidden = true; el.textContent = ""; return; }
+  el.hidden = false;
+  el.className = `connection ${state}`;
+  el.textContent = state === "lost" ? `${reason || "Connection to the server lost"}. Reconnecting\u2026` : reason || "";
+}
+
+// ---- views ----------------------------------------------------------------------------------------
+
+const tooltip = {
+  el: null,
+  show(x, y, text) {
+    this.el ??= $("tooltip");
+    this.el.hidden = false;
+    this.el.textContent = text;
+    this.el.style.left = `${x + 12}px`;
+    this.el.style.top = `${y + 12}px`;
+  },
+  hide() { if (this.el) this.el.hidden = true; },
+};
+
+let layersView;
+let networkView;
+let datasetsView;
+const outputView = new OutputView($("output-map"));
+const confusionView = new ConfusionView($("confusion-view"));
+const histogramView = new HistogramView($("histogram-view"));
+const imagesView = new ImagesView($("images-view"));
+const sequencesView = new SequencesView($("sequences-view"));
+let lossChart;
+let metricChart;
+let lrChart;
+
+function entry() { return page.datasets.get(store.get("dataset")); }
+function kind() { return entry()?.kind || "points2d"; }
+
+/** A starter network for a kind of data, from layer types the catalogue has. */
+function starterLayers(e) {
+  const make = (type, fields) => (page.schemas.has(type) ? newLayer(type, page.schemas.get(type), fields) : null);
+  let layers;
+  if (e.kind === "image") {
+    layers = [make("conv2d", { filters: 8, kernel_size: 3 }), make("maxpool2d", {}), make("flatten", {}), make("dense", { units: 32, activation: "relu" })];
+  } else if (e.kind === "sequence" && e.input_tokens) {
+    layers = [make("embedding", { dim: 16 }), make("attention", { heads: 2 }), make("pool_sequence", {})];
+  } else if (e.kind === "sequence") {
+    layers = [make("lstm", { units: 16 })];
+  } else if (e.kind === "tabular") {
+    layers = [make("dense", { units: 16, activation: "relu" })];
+  } else {
+    const act = store.get("activation");
+    layers = [make("dense", { units: 4, activation: act }), make("dense", { units: 2, activation: act })];
+  }
+  return layers.filter(Boolean);
+}
+
+function problemOptions() {
+  return [...new Set([...page.datasets.values()].map((d) => d.task))];
+}
+
+// ---- rendering from the state -------------------------------------------------------------------
+
+function renderControls() {
+  for (const el of document.querySelectorAll("[data-prop]")) {
+    const value = store.get(el.dataset.prop);
+    if (el.type === "checkbox") el.checked = Boolean(value);
+    else if (document.activeElement !== el || el.tagName === "SELECT") el.value = value === null ? "" : String(value);
+  }
+  $("train_fraction_value").textContent = `${Math.round(store.get("train_fraction") * 100)}%`;
+  $("batch_size_value").textContent = String(store.get("batch_size"));
+  $("data_seed_value").textContent = String(store.get("data_seed"));
+  $("regularization_rate").disabled = store.get("regularization") === "none";
+}
+
+function renderData() {
+  const e = entry();
+  const task = store.get("problem");
+  const shown = [...page.datasets.values()].filter((d) => d.task === task);
+  datasetsView.render(shown, store.get("dataset"));
+  for (const d of shown) if (page.previews.has(d.name)) datasetsView.drawPreview(d.name, page.previews.get(d.name));
+  $("dataset-about").textContent = e ? `${e.title}: ${e.description}${e.teaches ? ` ${e.teaches}` : ""}` : "";
+  renderParamsForm($("dataset-params"), e?.params, store.get("params"), (name, value) => {
+    store.set({ params: { ...store.get("params"), [name]: value } });
+  });
+  renderFeatures();
+  const points = kind() === "points2d";
+  $("output-figure").hidden = !points;
+  $("output-options").hidden = !points;
+  $("images-view").hidden = kind() !== "image";
+  $("sequences-view").hidden = !(kind() === "sequence" || kind() === "tabular");
+  $("confusion-view").hidden = points || e?.task !== "classification";
+  $("histogram-view").hidden = points;
+}
+
+function renderFeatures() {
+  const e = entry();
+  const box = $("features-box");
+  const offered = e?.kind === "points2d" ? e.features || [] : [];
+  box.hidden = offered.length === 0;
+  const root = $("features");
+  root.textContent = "";
+  const active = store.get("features");
+  for (const name of offered) {
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    input.type = "checkbox";
+    input.checked = active.includes(name);
+    input.addEventListener("change", () => toggleFeature(name));
+    label.append(input, ` ${name}`);
+    root.append(label);
+  }
+}
+
+function toggleFeature(name) {
+  const e = entry();
+  const active = store.get("features");
+  const next = active.includes(name) ? active.filter((f) => f !== name) : [...active, name];
+  if (!next.length) { showError("features", "Keep at least one input feature."); renderFeatures(); return; }
+  const order = e.features || next;
+  store.set({ features: order.filter((f) => next.includes(f)) });
+}
+
+function outputUnits() {
+  const last = page.report?.layers?.[page.report.layers.length - 1];
+  if (last?.appended && Array.isArray(last.output_shape)) return last.output_shape[last.output_shape.length - 1];
+  const e = entry();
+  return e?.task === "classification" && e.num_classes > 2 ? e.num_classes : 1;
+}
+
+function renderNetwork() {
+  const layers = store.get("layers");
+  const e = entry();
+  layersView.render(layers, e?.input_shape);
+  const hidden = layers.length;
+  $("layer-count").textContent = `${hidden} hidden layer${hidden === 1 ? "" : "s"}`;
+  const neurons = drawsNeurons(kind(), layers);
+  $("network").hidden = !neurons;
+  $("layers").classList.toggle("diagram", !neurons);
+  if (neurons) {
+    networkView.render({
+      features: e?.features || ["x1", "x2"], active: store.get("features"), layers, outputs: outputUnits(),
+    });
+  } else {
+    networkView.destroy();
+  }
+  if (page.report) layersView.showReport(page.report);
+}
+
+let checkTimer = null;
+function scheduleCheck() {
+  clearTimeout(checkTimer);
+  checkTimer = setTimeout(checkModel, 120);
+}
+
+async function checkModel() {
+  const seq = ++page.checkSeq;
+  const spec = store.toSpec();
+  clearErrors(["model"]);
+  try {
+    const report = await api.checkModel({ dataset: spec.dataset, model: spec.model, training: spec.training });
+    if (seq !== page.checkSeq) return;
+    const before = outputUnits();
+    page.report = report;
+    layersView.showErrors([]);
+    layersView.showReport(report);
+    $("param-count").textContent = `${report.total_parameters.toLocaleString()} parameters`;
+    if (outputUnits() !== before && drawsNeurons(kind(), store.get("layers"))) renderNetwork();
+  } catch (err) {
+    if (seq !== page.checkSeq) return;
+    page.report = null;
+    layersView.showReport(null);
+    $("param-count").textContent = "";
+    showApiError(err, "model");
+  }
+}
+
+// ---- jobs: play, pause, step, reset -------------------------------------------------------------
+
+const PLAY_ICON = '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true"><path fill="currentColor" d="M8 5v14l11-7z"/></svg>';
+const PAUSE_ICON = '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true"><path fill="currentColor" d="M6 5h4v14H6zM14 5h4v14h-4z"/></svg>';
+
+function setStatus(status, epoch) {
+  if (page.job) {
+    if (status) page.job.status = status;
+    if (epoch !== undefined && epoch !== null) page.job.epoch = epoch;
+  }
+  const s = page.job?.status || "";
+  const running = s === "running" || s === "queued";
+  const play = $("play");
+  play.setAttribute("aria-pressed", String(running));
+  play.setAttribute("aria-label", running ? "Pause" : "Play");
+  play.innerHTML = running ? PAUSE_ICON : PLAY_ICON;
+  play.classList.toggle("playing", running);
+  $("job-status").textContent = s && s !== "running" ? s : "";
+  const e = page.job?.epoch ?? 0;
+  $("epoch").textContent = String(e).padStart(6, "0").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+async function createJob(start) {
+  if (page.creating) return page.creating;
+  clearAllErrors();
+  const spec = store.toSpec({ start });
+  page.creating = (async () => {
+    try {
+      const created = await api.createJob(spec, page.token);
+      page.token = created.token;
+      page.job = { id: created.id, token: created.token, status: created.status, epoch: 0, stream: null };
+      window.__playground.job = page.job;
+      clearCharts();
+      connect(page.job);
+      setStatus(created.status, 0);
+      return page.job;
+    } catch (err) {
+      showApiError(err, "play");
+      page.wantPlay = false;
+      setStatus();
+      return null;
+    } finally {
+      page.creating = null;
+    }
+  })();
+  return page.creating;
+}
+
+function connect(job) {
+  job.stream = new JobStream(job, {
+    connection: (state, reason) => {
+      if (job !== page.job) return;
+      if (state === "closed") { setConnection("closed", reason); job.stream = null; return; }
+      setConnection(state, reason);
+    },
+    hello: (msg) => { if (job === page.job) onHello(msg); },
+    metrics: (points) => { if (job === page.job) onMetrics(points); },
+    status: (msg) => { if (job === page.job) onStatus(msg); },
+    snapshot: (frame) => {
+      if (job !== page.job) return;
+      onSnapshot(frame);
+      job.stream?.ack();
+    },
+    error: (msg) => { if (job === page.job) showError(msg.request === "set" ? "learning_rate" : "play", msg.message); },
+  });
+  job.stream.connect();
+}
+
+async function play() {
+  page.wantPlay = true;
+  const job = page.job;
+  if (job && (job.status === "paused" || job.status === "queued")) {
+    await control("resume");
+    return;
+  }
+  if (job && job.status === "running") return;
+  if (job) await resetJob();
+  await createJob(true);
+}
+
+async function pause() {
+  page.wantPlay = false;
+  if (page.job && (page.job.status === "running" || page.job.status === "queued")) await control("pause");
+}
+
+async function step() {
+  page.wantPlay = false;
+  if (page.job && page.job.status === "running") await control("pause");
+  if (!page.job || !["paused", "queued", "running"].includes(page.job.status)) {
+    if (page.job) await resetJob();
+    const job = await createJob(false);
+    if (!job) return;
+  }
+  await control("step");
+}
+
+async function control(action) {
+  const job = page.job;
+  if (!job) return;
+  clearErrors(["play"]);
+  try {
+    const result = await api.control(job.id, action, job.token);
+    if (job === page.job && result?.status) setStatus(result.status, result.epoch ?? result.progress?.epoch);
+  } catch (err) {
+    showApiError(err, "play");
+  }
+}
+
+function togglePlay() {
+  const s = page.job?.status;
+  if (s === "running" || s === "queued" || (page.creating && page.wantPlay)) pause(); else play();
+}
+
+async function resetJob() {
+  const job = page.job;
+  page.job = null;
+  page.wantPlay = false;
+  if (job) {
+    job.stream?.close();
+    api.deleteJob(job.id, job.token).catch(() => {});
+  }
+  setConnection("open");
+  clearCharts();
+  outputView.reset();
+  histogramView.reset();
+  frameStats.reset();
+  setStatus();
+}
+
+async function patchJob(keys) {
+  const job = page.job;
+  if (!job) return;
+  const patch = store.livePatch(keys);
+  if (!Object.keys(patch).length) return;
+  clearErrors(keys);
+  try {
+    await api.patch(job.id, patch, job.token);
+  } catch (err) {
+    showApiError(err, keys[0]);
+  }
+}
+
+// ---- stream messages -----------------------------------------------------------------------------
+
+function onHello(msg) {
+  clearCharts();
+  onMetrics(msg.metrics || []);
+  const data = msg.data || {};
+  if (msg.kind === "points2d") {
+    outputView.setData(data, { task: msg.task, numClasses: msg.num_classes });
+    outputView.setOptions({ showTest: store.get("show_test"), discretize: store.get("discretize") });
+  } else if (msg.kind === "image") {
+    imagesView.setData(data, msg.class_names);
+  } else {
+    sequencesView.setData(data, { task: msg.task, classNames: msg.class_names });
+  }
+  confusionView.setClasses(msg.class_names);
+  histogramView.reset();
+  onStatus(msg.status || {});
+}
+
+function onStatus(msg) {
+  setStatus(msg.status, msg.epoch);
+  if (msg.status === "failed") {
+    showError("play", msg.error || "The job failed.");
+    page.wantPlay = false;
+  } else if (msg.status === "completed" || msg.status === "stopped") {
+    page.wantPlay = false;
+  }
+}
+
+function clearCharts() {
+  for (const c of [lossChart, metricChart, lrChart]) c?.clear();
+  $("scores").textContent = "";
+  page.metricField = null;
+}
+
+function metricFieldOf(points) {
+  if (page.metricField) return page.metricField;
+  for (const r of points) {
+    const names = Object.keys(r).filter((k) => k.startsWith("test_") && k !== "test_loss" && typeof r[k] === "number");
+    if (names.length) {
+      page.metricField = names.includes("test_accuracy") ? "accuracy" : names[0].slice(5);
+      metricChart.setMetric(page.metricField);
+      return page.metricField;
+    }
+  }
+  return null;
+}
+
+function onMetrics(points) {
+  if (!points.length) return;
+  lossChart.append(points);
+  lrChart.append(points);
+  metricFieldOf(points);
+  metricChart.chart?.append(points);
+  const last = points[points.length - 1];
+  if (page.job && last.epoch !== undefined) setStatus(undefined, last.epoch);
+  const rows = [["Test loss", last.test_loss], ["Training loss", last.train_loss]];
+  if (page.metricField) rows.push([`Test ${page.metricField.replace(/_/g, " ")}`, last[`test_${page.metricField}`]]);
+  const dl = $("scores");
+  dl.textContent = "";
+  for (const [name, v] of rows) {
+    if (typeof v !== "number") continue;
+    const dt = document.createElement("dt"); dt.textContent = name;
+    const dd = document.createElement("dd"); dd.textContent = v.toFixed(3);
+    dl.append(dt, dd);
+  }
+}
+
+function onSnapshot(frame) {
+  const t0 = performance.now();
+  try {
+    const k = frame.header.kind;
+    if (k === "points2d") {
+      if (networkView.columns.length) networkView.draw(frame);
+      outputView.draw(frame);
+    } else if (k === "image") {
+      imagesView.draw(frame);
+    } else {
+      sequencesView.draw(frame);
+    }
+    if (k !== "points2d") {
+      if (frame.arrays.confusion) confusionView.draw(frame.arrays.confusion);
+      histogramView.draw(frame);
+    }
+    if (frame.header.epoch !== undefined) setStatus(undefined, frame.header.epoch);
+  } catch (err) {
+    console.error(err);
+  }
+  const dt = performance.now() - t0;
+  frameStats.count += 1; frameStats.total += dt; frameStats.last = dt;
+  frameStats.max = Math.max(frameStats.max, dt);
+  frameStats.times.push(dt);
+  if (frameStats.times.length > 1000) frameStats.times.shift();
+}
+
+// ---- reacting to state changes ------------------------------------------------------------------
+
+function onChange(changed) {
+  history.replaceState(null, "", `#${store.toHash()}`);
+  renderControls();
+  const has = (...keys) => keys.some((k) => changed.includes(k));
+  if (has("dataset", "problem", "params", "data_seed")) {
+    renderData();
+    if (has("params", "data_seed", "dataset")) refreshPreview();
+  } else if (has("features")) {
+    renderFeatures();
+  }
+  if (has("layers", "features", "dataset")) renderNetwork();
+  if (has("show_test", "discretize")) {
+    outputView.setOptions({ showTest: store.get("show_test"), discretize: store.get("discretize") });
+  }
+  if (has(...changed.filter((k) => propOf(k).path))) scheduleCheck();
+  const effect = Store.effectOf(changed);
+  if (effect === "reset" && page.job) resetJob();
+  else if (effect === "live") patchJob(changed.filter((k) => propOf(k).effect === "live"));
+}
+
+async function refreshPreview() {
+  const name = store.get("dataset");
+  try {
+    const preview = await api.preview(name, { ...store.get("params"), seed: store.get("data_seed") });
+    page.previews.set(name, preview);
+    datasetsView.drawPreview(name, preview);
+    clearErrors(["dataset"]);
+  } catch (err) {
+    showApiError(err, "dataset");
+  }
+}
+
+function pickDataset(name) {
+  const next = page.datasets.get(name);
+  const prev = entry();
+  const changes = { dataset: name, params: {}, problem: next.task };
+  changes.features = next.kind === "points2d" ? next.default_features || ["x1", "x2"] : propOf("features").def;
+  const sameShape = prev && prev.kind === next.kind && Boolean(prev.input_tokens) === Boolean(next.input_tokens);
+  if (!sameShape) changes.layers = starterLayers(next);
+  store.set(changes);
+}
+
+// ---- the controls --------------------------------------------------------------------------------
+
+function fillSelect(select, options) {
+  select.textContent = "";
+  for (const o of options) {
+    const name = typeof o === "string" ? o : o.name;
+    const opt = new Option(name.replace(/_/g, " "), name);
+    if (o.description) opt.title = o.description;
+    select.add(opt);
+  }
+}
+
+function bindControls() {
+  const c = page.catalog;
+  fillSelect($("optimizer"), c.optimizers);
+  fillSelect($("activation"), c.activations);
+  fillSelect($("regularization"), c.regularizations);
+  fillSelect($("problem"), problemOptions());
+  const lrSchema = c.schemas?.optimizer?.properties?.learning_rate;
+  if (lrSchema?.maximum) $("learning_rate").max = String(lrSchema.maximum);
+  if (c.limits?.max_batch_size) $("batch_size").max = String(Math.min(256, c.limits.max_batch_size));
+
+  for (const el of document.querySelectorAll("[data-prop]")) {
+    const key = el.dataset.prop;
+    const prop = propOf(key);
+    const read = () => {
+      if (el.type === "checkbox") return el.checked;
+      if (prop.kind === "int?") return el.value === "" ? null : Math.round(Number(el.value));
+      if (prop.kind === "int") return Math.round(Number(el.value));
+      if (prop.kind === "number") return Number(el.value);
+      return el.value;
+    };
+    if (el.type === "range") {
+      el.addEventListener("input", () => {
+        const out = $(`${key}_value`);
+        if (out) out.textContent = key === "train_fraction" ? `${Math.round(Number(el.value) * 100)}%` : el.value;
+      });
+    }
+    el.addEventListener("change", () => {
+      const value = read();
+      if ((prop.kind === "number" || prop.kind === "int") && !Number.isFinite(value)) {
+        showError(key, "Enter a number."); return;
+      }
+      if (key === "learning_rate" && !(value > 0)) { showError(key, "The learning rate must be above 0."); return; }
+      clearErrors([key]);
+      if (key === "activation") {
+        const layers = store.get("layers").map((l) => (page.schemas.get(l.type)?.properties?.activation ? { ...l, activation: value } : l));
+        store.set({ activation: value, layers });
+      } else if (key === "problem") {
+        const keep = entry()?.task === value;
+        if (keep) store.set({ problem: value });
+        else {
+          const first = [...page.datasets.values()].find((d) => d.task === value);
+          store.set({ problem: value });
+          if (first) pickDataset(first.name);
+        }
+      } else {
+        store.set({ [key]: value });
+      }
+    });
+  }
+
+  $("play").addEventListener("click", togglePlay);
+  $("step").addEventListener("click", step);
+  $("reset").addEventListener("click", () => resetJob());
+  $("regenerate").addEventListener("click", () => store.set({ data_seed: store.get("data_seed") + 1 }));
+  $("add-layer").addEventListener("click", () => {
+    const layers = store.get("layers");
+    const max = c.limits?.max_layers ?? 64;
+    if (layers.length >= max) { showError("model", `At most ${max} layers.`); return; }
+    const last = layers[layers.length - 1];
+    const add = last ? { ...last } : starterLayers(entry())[0];
+    if (add) store.set({ layers: [...layers, add] });
+  });
+  $("remove-layer").addEventListener("click", () => {
+    const layers = store.get("layers");
+    if (layers.length) store.set({ layers: layers.slice(0, -1) });
+  });
+  $("copy-link").addEventListener("click", async () => {
+    const link = location.href;
+    try {
+      await navigator.clipboard.writeText(link);
+      showError("load", "Link copied.");
+    } catch {
+      window.prompt("Copy this link:", link);
+    }
+  });
+  $("save-spec").addEventListener("click", () => {
+    const blob = new Blob([`${JSON.stringify(store.toSpec(), null, 2)}\n`], { type: "application/json" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `playground-${store.get("dataset")}.json`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  });
+  $("load-spec").addEventListener("change", async (event) => {
+    const file = event.target.files[0];
+    event.target.value = "";
+    if (!file) return;
+    try {
+      loadSpec(JSON.parse(await file.text()));
+      clearErrors(["load"]);
+    } catch (err) {
+      showError("load", `Could not load ${file.name}: ${err.message}`);
+    }
+  });
+
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== " " || e.ctrlKey || e.metaKey || e.altKey) return;
+    const t = e.target;
+    if (t.closest?.("input, select, textarea, button, summary, [role=switch], [role=radio], dialog")) return;
+    e.preventDefault();
+    togglePlay();
+  });
+  window.addEventListener("hashchange", () => {
+    const changes = Store.parseHash(location.hash);
+    if (Object.keys(changes).length) store.set(changes);
+  });
+  // A job trains until paused: when the student closes the tab, it goes too.
+  window.addEventListener("pagehide", () => {
+    const job = page.job;
+    if (job) api.deleteJob(job.id, job.token, { keepalive: true }).catch(() => {});
+  });
+  const dialog = $("neuron-zoom");
+  dialog.addEventListener("close", () => page.onZoomClose?.());
+}
+
+/** Apply a loaded job spec: the fields the table knows, with the page-only ones derived. */
+function loadSpec(spec) {
+  const changes = Store.fromSpec(spec);
+  const e = page.datasets.get(changes.dataset);
+  if (!e) throw new Error(`the data set '${changes.dataset}' is not on this server`);
+  changes.problem = e.task;
+  const act = changes.layers.find((l) => l.activation)?.activation;
+  if (act) changes.activation = act;
+  store.set(changes);
+}
+
+// ---- start ---------------------------------------------------------------------------------------
+
+async function start() {
+  try {
+    page.catalog = await api.catalog();
+  } catch (err) {
+    setConnection("lost", `The page could not load the catalogue: ${err.message}`);
+    setTimeout(start, 2000);
+    return;
+  }
+  setConnection("open");
+  for (const l of page.catalog.layers) page.schemas.set(l.type, l.schema);
+  for (const d of page.catalog.datasets) page.datasets.set(d.name, d);
+  page.previews = new Map();
+
+  layersView = new LayersView($("layers"), {
+    schemas: page.schemas,
+    onChange: (layers) => store.set({ layers }),
+  });
+  networkView = new NetworkView($("network"), {
+    tooltip,
+    zoomCanvas: $("neuron-zoom-canvas"),
+    onToggleFeature: toggleFeature,
+    onUnits: (i, delta) => {
+      const layers = store.get("layers").map((l) => ({ ...l }));
+      const max = page.catalog.limits?.max_units ?? 4096;
+      layers[i].units = Math.max(1, Math.min(max, layers[i].units + delta));
+      store.set({ layers });
+    },
+    onZoom: (label, onClose) => {
+      $("neuron-zoom-caption").textContent = `${label}: its output over the input plane`;
+      page.onZoomClose = onClose;
+      $("neuron-zoom").showModal();
+    },
+  });
+  datasetsView = new DatasetsView($("datasets"), { onPick: pickDataset });
+  lossChart = new LineChart($("loss-chart"), {
+    title: "Loss",
+    series: [
+      { field: "train_loss", label: "training", stroke: "#555" },
+      { field: "test_loss", label: "test", stroke: "#0877bd" },
+    ],
+  });
+  metricChart = {
+    chart: null,
+    setMetric(name) {
+      this.chart?.destroy();
+      this.chart = new LineChart($("metric-chart"), {
+        title: name.replace(/_/g, " "),
+        series: [
+          { field: `train_${name}`, label: "training", stroke: "#555" },
+          { field: `test_${name}`, label: "test", stroke: "#0877bd" },
+        ],
+      });
+    },
+    clear() { this.chart?.destroy(); this.chart = null; $("metric-chart").textContent = ""; },
+  };
+  lrChart = new LineChart($("lr-chart"), {
+    title: "Learning rate", height: 100,
+    series: [{ field: "learning_rate", label: "learning rate", stroke: "#f59322" }],
+  });
+
+  page.charts = { loss: lossChart, metric: metricChart, learning_rate: lrChart };
+  bindControls();
+  const fromHash = Store.parseHash(location.hash);
+  if (fromHash.dataset && !page.datasets.has(fromHash.dataset)) delete fromHash.dataset;
+  store.set(fromHash);
+  if (!fromHash.problem && entry()) store.set({ problem: entry().task });
+  store.subscribe(onChange);
+  renderControls();
+  renderData();
+  renderNetwork();
+  setStatus();
+  scheduleCheck();
+  outputView.compose();
+  // Thumbnails: one preview per data set, in the background.
+  for (const name of page.datasets.keys()) {
+    const params = name === store.get("dataset") ? { ...store.get("params"), seed: store.get("data_seed") } : {};
+    api.preview(name, params).then((p) => {
+      page.previews.set(name, p);
+      datasetsView.drawPreview(name, p);
+    }).catch(() => {});
+  }
+  document.body.classList.add("ready");
+}
+
+start();

@@ -1,0 +1,85 @@
+/**
+ * Line charts over epochs (loss, accuracy, learning rate), drawn with the vendored uPlot.
+ *
+ * A chart takes its series once, then records: `append(records)` adds the metric records of a
+ * `metrics` message (or the whole history of `hello`) and one redraw per animation frame draws
+ * them. Records without a series' field leave a gap. Never fetches.
+ */
+
+import uPlot from "../../vendor/uplot-1.6.32/uPlot.esm.js";
+
+export class LineChart {
+  /**
+   * @param {HTMLElement} root
+   * @param {{title: string, x?: string, series: {field: string, label: string, stroke: string, dash?: number[]}[], log?: boolean}} options
+   */
+  constructor(root, { title, x = "epoch", series, log = false, height = 130 }) {
+    this.root = root;
+    this.xField = x;
+    this.series = series;
+    this.data = [[], ...series.map(() => [])];
+    this.pending = false;
+    this.root.textContent = "";
+    const width = Math.max(200, root.clientWidth || 300);
+    this.plot = new uPlot({
+      title,
+      width,
+      height,
+      scales: { x: { time: false }, y: log ? { distr: 3 } : { auto: true } },
+      axes: [{ label: x, size: 30, labelSize: 14 }, { size: 46 }],
+      legend: { live: true },
+      cursor: { drag: { x: false, y: false } },
+      series: [{ label: x }, ...series.map((s) => ({
+        label: s.label, stroke: s.stroke, width: 1.5, dash: s.dash, spanGaps: true,
+        value: (u, v) => (v == null ? "-" : Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(3)),
+      }))],
+    }, this.data, root);
+    this.resizeObserver = new ResizeObserver(() => {
+      const w = Math.max(200, this.root.clientWidth);
+      if (Math.abs(w - this.plot.width) > 2) this.plot.setSize({ width: w, height });
+    });
+    this.resizeObserver.observe(root);
+  }
+
+  /** Whether any record has one of this chart's fields. */
+  static covers(records, fields) {
+    return records.some((r) => fields.some((f) => r[f] !== undefined && r[f] !== null));
+  }
+
+  append(records) {
+    for (const r of records) {
+      const x = r[this.xField];
+      if (x === undefined) continue;
+      const last = this.data[0].length - 1;
+      // A record for the same x replaces the last one (a resumed job may repeat its last point).
+      const at = last >= 0 && this.data[0][last] === x ? last : this.data[0].length;
+      this.data[0][at] = x;
+      this.series.forEach((s, k) => {
+        const v = r[s.field];
+        this.data[k + 1][at] = typeof v === "number" && Number.isFinite(v) ? v : null;
+      });
+    }
+    this.schedule();
+  }
+
+  clear() {
+    this.data = [[], ...this.series.map(() => [])];
+    this.schedule();
+  }
+
+  get length() { return this.data[0].length; }
+
+  schedule() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.plot.setData(this.data);
+    });
+  }
+
+  destroy() {
+    this.resizeObserver.disconnect();
+    this.plot.destroy();
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Heatmaps: the colour scale (orange for negative, white near zero, blue for positive, as in
+ * TF Playground) and drawing quantized uint8 grids onto canvases, fast.
+ *
+ * A grid arrives as uint8 codes q with a per-map (min, max): value = min + (max - min) * q / 255
+ * (docs/STREAM.md). For each map a 256-entry lookup table of packed RGBA turns codes into pixels
+ * with one typed-array write per pixel; no per-pixel maths, no allocation per frame.
+ * Nothing here fetches or knows the page.
+ */
+
+const NEG = [245, 147, 34];   // orange
+const MID = [232, 234, 235];  // near white
+const POS = [8, 119, 189];    // blue
+
+// The class palette for more than two classes and for points.
+export const CLASS_COLOURS = [
+  [245, 147, 34], [8, 119, 189], [76, 175, 80], [156, 39, 176], [233, 30, 99],
+  [0, 150, 136], [121, 85, 72], [96, 125, 139], [255, 193, 7], [63, 81, 181],
+];
+
+const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function pack(r, g, b, a = 255) {
+  return littleEndian ? ((a << 24) | (b << 16) | (g << 8) | r) >>> 0 : ((r << 24) | (g << 16) | (b << 8) | a) >>> 0;
+}
+
+/** The colour of a value in [-1, 1] (clamped) as [r, g, b]. */
+export function colourOf(t) {
+  const x = Math.max(-1, Math.min(1, t));
+  const [a, b] = x < 0 ? [MID, NEG] : [MID, POS];
+  const f = Math.abs(x);
+  return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f].map(Math.round);
+}
+
+export function cssColourOf(t, alpha = 1) {
+  const [r, g, b] = colourOf(t);
+  return `rgba(${r},${g},${b},${alpha})`;
+}
+
+/**
+ * A 256-entry table (Uint32, packed RGBA) for codes of a map with the given value range.
+ * `scale(value)` maps a value to [-1, 1]; `discrete` rounds that to -1 or +1.
+ */
+export function lookupTable(min, max, { scale = (v) => v, discrete = false, out } = {}) {
+  const lut = out || new Uint32Array(256);
+  const span = (max - min) / 255;
+  for (let q = 0; q < 256; q++) {
+    let t = scale(min + span * q);
+    if (discrete) t = t >= 0 ? 1 : -1;
+    const [r, g, b] = colourOf(t);
+    lut[q] = pack(r, g, b);
+  }
+  return lut;
+}
+
+/** A table that colours code q (0..255 = probability 0..1) of class `cls` by confidence. */
+export function classTable(cls, { discrete = false } = {}) {
+  const lut = new Uint32Array(256);
+  const [r, g, b] = CLASS_COLOURS[cls % CLASS_COLOURS.length];
+  for (let q = 0; q < 256; q++) {
+    const f = discrete ? 1 : 0.25 + 0.75 * (q / 255);
+    lut[q] = pack(Math.round(MID[0] + (r - MID[0]) * f), Math.round(MID[1] + (g - MID[1]) * f),
+      Math.round(MID[2] + (b - MID[2]) * f));
+  }
+  return lut;
+}
+
+/**
+ * Draws one (h, w) map of uint8 codes into `canvas` (whose width and height must be w and h;
+ * CSS scales it). `codes` is a Uint8Array view, `offset` where the map starts in it.
+ */
+export class GridPainter {
+  constructor(canvas) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+    this.image = null;
+    this.pixels = null;
+  }
+
+  draw(codes, offset, h, w, lut) {
+    if (codes.length < offset + h * w) {
+      throw new Error(`heatmap: expected ${h}x${w} codes from offset ${offset}, got an array of ${codes.length}`);
+    }
+    if (this.canvas.width !== w || this.canvas.height !== h) {
+      this.canvas.width = w;
+      this.canvas.height = h;
+      this.image = null;
+    }
+    if (!this.image) {
+      this.image = this.ctx.createImageData(w, h);
+      this.pixels = new Uint32Array(this.image.data.buffer);
+    }
+    const px = this.pixels;
+    const n = h * w;
+    for (let k = 0; k < n; k++) px[k] = lut[codes[offset + k]];
+    this.ctx.putImageData(this.image, 0, 0);
+  }
+
+  /** For multi-class maps: each pixel takes the colour of its most probable class. */
+  drawArgmax(codes, h, w, classes, luts) {
+    const n = h * w;
+    if (codes.length < classes * n) throw new Error(`heatmap: expected ${classes} maps of ${h}x${w}`);
+    if (this.canvas.width !== w || this.canvas.height !== h || !this.image) {
+      this.canvas.width = w; this.canvas.height = h;
+      this.image = this.ctx.createImageData(w, h);
+      this.pixels = new Uint32Array(this.image.data.buffer);
+    }
+    const px = this.pixels;
+    for (let k = 0; k < n; k++) {
+      let best = 0; let bestQ = codes[k];
+      for (let c = 1; c < classes; c++) {
+        const q = codes[c * n + k];
+        if (q > bestQ) { bestQ = q; best = c; }
+      }
+      px[k] = luts[best][bestQ];
+    }
+    this.ctx.putImageData(this.image, 0, 0);
+  }
+
+  clear() {
+    this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+  }
+}
+
+/** Draws a float array (h, w) with a symmetric colour scale into a canvas of size (w, h). */
+export function drawFloatGrid(canvas, values, offset, h, w, scale) {
+  const ctx = canvas.getContext("2d");
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const image = ctx.createImageData(w, h);
+  const px = new Uint32Array(image.data.buffer);
+  const s = scale || 1e-9;
+  for (let k = 0; k < h * w; k++) {
+    const [r, g, b] = colourOf(values[offset + k] / s);
+    px[k] = pack(r, g, b);
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
+/** Draws a grey image (h, w) of floats, stretched to its own range, into a (w, h) canvas. */
+export function drawGreyImage(canvas, values, offset, h, w) {
+  const ctx = canvas.getContext("2d");
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  let lo = Infinity; let hi = -Infinity;
+  for (let k = 0; k < h * w; k++) { const v = values[offset + k]; if (v < lo) lo = v; if (v > hi) hi = v; }
+  const span = hi - lo || 1;
+  const image = ctx.createImageData(w, h);
+  const px = new Uint32Array(image.data.buffer);
+  for (let k = 0; k < h * w; k++) {
+    const g = Math.round(255 - 255 * (values[offset + k] - lo) / span);
+    px[k] = pack(g, g, g);
+  }
+  ctx.putImageData(image, 0, 0);
+}

@@ -1,0 +1,311 @@
+/**
+ * The neuron diagram of a dense network on two-dimensional data (as TF Playground draws it):
+ * a column of input features, one column per dense layer, the output; every neuron shows its
+ * heatmap over the input plane, every weight is a link whose width is its magnitude and whose
+ * colour is its sign. Hover a link or a neuron for its value; click a neuron to enlarge it.
+ *
+ * The view owns its DOM and draws what it is given; it never fetches. Callbacks tell the page
+ * what the student asked for (toggle a feature, add or remove neurons).
+ */
+
+import { GridPainter, cssColourOf, lookupTable } from "./heatmap.js";
+
+const NODE = 34;           // px, the drawn size of a neuron
+const LINK_MAX_WIDTH = 8;  // px, for |w| >= LINK_SATURATION
+const LINK_SATURATION = 3;
+
+/** Whether this network is drawn as neurons: 2-D point data and only dense layers. */
+export function drawsNeurons(kind, layers) {
+  return kind === "points2d" && layers.every((l) => l.type === "dense");
+}
+
+export class NetworkView {
+  /**
+   * @param {HTMLElement} root the container (emptied)
+   * @param {{onToggleFeature, onUnits, onZoom, tooltip}} callbacks
+   */
+  constructor(root, callbacks) {
+    this.root = root;
+    this.callbacks = callbacks;
+    this.columns = [];   // [{nodes: [{el, canvas, painter, label}], kind}]
+    this.links = [];     // per layer: {from: [x,y][], to: [x,y][], weights: Float32Array|null}
+    this.luts = [];
+    this.lastFrame = null;
+    this.resizeObserver = new ResizeObserver(() => this.layout());
+  }
+
+  /**
+   * Build the diagram. `features`: every feature the data offers; `active`: those fed in;
+   * `layers`: the hidden layer specs; `outputs`: units of the appended output layer.
+   */
+  render({ features, active, layers, outputs }) {
+    this.resizeObserver.disconnect();
+    this.root.textContent = "";
+    this.root.classList.add("neurons");
+    this.spec = { features, active, layers, outputs };
+    this.columns = [];
+    this.lastFrame = null;
+
+    this.linkCanvas = document.createElement("canvas");
+    this.linkCanvas.className = "links";
+    this.root.append(this.linkCanvas);
+    const grid = document.createElement("div");
+    grid.className = "neuron-columns";
+    this.root.append(grid);
+
+    // Input features: all offered, the inactive ones dimmed; clicking toggles.
+    const inputs = this.column(grid, "Features", `${active.length} of ${features.length} fed in`);
+    for (const name of features) {
+      const on = active.includes(name);
+      const node = this.node(inputs.body, `feature ${name}`, on ? "input" : "input off");
+      node.el.setAttribute("role", "switch");
+      node.el.setAttribute("aria-checked", String(on));
+      node.el.setAttribute("aria-label", `Input feature ${name}: ${on ? "on" : "off"}`);
+      node.el.addEventListener("click", () => this.callbacks.onToggleFeature?.(name));
+      node.el.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); e.stopPropagation(); this.callbacks.onToggleFeature?.(name); }
+      });
+      const label = document.createElement("span");
+      label.className = "feature-name";
+      label.textContent = name;
+      node.el.append(label);
+      inputs.nodes.push({ ...node, name, active: on });
+    }
+    this.columns.push(inputs);
+
+    layers.forEach((layer, i) => {
+      const col = this.column(grid, `Layer ${i + 1}`, `${layer.units} neuron${layer.units === 1 ? "" : "s"}`, i);
+      for (let u = 0; u < layer.units; u++) {
+        const node = this.node(col.body, `layer ${i + 1}, neuron ${u + 1}`, "hidden");
+        node.el.addEventListener("click", () => this.zoom(i + 1, u));
+        node.el.addEventListener("keydown", (e) => { if (e.key === "Enter") this.zoom(i + 1, u); });
+        col.nodes.push(node);
+      }
+      this.columns.push(col);
+    });
+
+    const out = this.column(grid, "Output", outputs === 1 ? "1 unit" : `${outputs} units`);
+    for (let u = 0; u < outputs; u++) {
+      const node = this.node(out.body, `output ${u + 1}`, "hidden output");
+      node.el.addEventListener("click", () => this.zoom(layers.length + 1, u));
+      out.nodes.push(node);
+    }
+    this.columns.push(out);
+
+    this.luts = this.columns.map((c) => c.nodes.map(() => new Uint32Array(256)));
+    this.bindHover();
+    this.resizeObserver.observe(this.root);
+    this.layout();
+  }
+
+  column(grid, title, subtitle, layerIndex) {
+    const el = document.createElement("div");
+    el.className = "neuron-column";
+    const head = document.createElement("div");
+    head.className = "column-head";
+    if (layerIndex !== undefined) {
+      const minus = button("\u2212", `Remove a neuron from layer ${layerIndex + 1}`, () => this.callbacks.onUnits?.(layerIndex, -1));
+      const plus = button("+", `Add a neuron to layer ${layerIndex + 1}`, () => this.callbacks.onUnits?.(layerIndex, +1));
+      const row = document.createElement("div");
+      row.className = "unit-buttons";
+      row.append(minus, plus);
+      head.append(row);
+    }
+    const t = document.createElement("div");
+    t.className = "column-title";
+    t.innerHTML = `<strong></strong><span></span>`;
+    t.firstChild.textContent = title;
+    t.lastChild.textContent = subtitle;
+    head.append(t);
+    const body = document.createElement("div");
+    body.className = "column-body";
+    el.append(head, body);
+    grid.append(el);
+    return { el, body, nodes: [] };
+  }
+
+  node(parent, label, cls) {
+    const el = document.createElement("div");
+    el.className = `neuron ${cls}`;
+    el.tabIndex = 0;
+    el.setAttribute("aria-label", label);
+    el.dataset.label = label;
+    const canvas = document.createElement("canvas");
+    canvas.width = 20; canvas.height = 20;
+    el.append(canvas);
+    parent.append(el);
+    return { el, canvas, painter: new GridPainter(canvas), label };
+  }
+
+  /** Positions of every neuron's left and right edge centre, relative to the root. */
+  layout() {
+    if (!this.linkCanvas) return;
+    const box = this.root.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    this.linkCanvas.width = Math.max(1, Math.round(box.width * dpr));
+    this.linkCanvas.height = Math.max(1, Math.round(box.height * dpr));
+    this.linkCanvas.style.width = `${box.width}px`;
+    this.linkCanvas.style.height = `${box.height}px`;
+    this.dpr = dpr;
+    for (const col of this.columns) {
+      for (const n of col.nodes) {
+        const r = n.el.getBoundingClientRect();
+        n.left = [r.left - box.left, r.top - box.top + r.height / 2];
+        n.right = [r.right - box.left, r.top - box.top + r.height / 2];
+      }
+    }
+    this.drawLinks(this.lastFrame);
+  }
+
+  /** The active input nodes in the order the model sees them (the spec's feature order). */
+  activeInputs() {
+    const byName = new Map(this.columns[0].nodes.map((n) => [n.name, n]));
+    return this.spec.active.map((name) => byName.get(name)).filter(Boolean);
+  }
+
+  /** Draw one snapshot (decoded frame: {header, arrays}). */
+  draw(frame) {
+    this.lastFrame = frame;
+    const { arrays } = frame;
+    const input = arrays["input.heatmap"];
+    if (input) this.paintColumn(this.activeInputs(), input, 0);
+    for (let c = 1; c < this.columns.length; c++) {
+      const hm = arrays[`layer${c - 1}.heatmap`];
+      if (hm) this.paintColumn(this.columns[c].nodes, hm, c);
+    }
+    this.drawLinks(frame);
+    if (this.zoomed) this.paintZoom();
+  }
+
+  paintColumn(nodes, array, c) {
+    const [units, h, w] = array.shape;
+    if (units !== nodes.length) {
+      throw new Error(`network view: ${array.meta.name} has ${units} maps but the column has ${nodes.length} neurons`);
+    }
+    const { min, max } = array.meta;
+    for (let u = 0; u < units; u++) {
+      const lut = lookupTable(min[u], max[u], { out: this.luts[c][u] });
+      nodes[u].painter.draw(array.data, u * h * w, h, w, lut);
+    }
+  }
+
+  drawLinks(frame) {
+    const ctx = this.linkCanvas.getContext("2d");
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    ctx.clearRect(0, 0, this.linkCanvas.width, this.linkCanvas.height);
+    this.segments = [];
+    const inputs = this.activeInputs();
+    for (let c = 1; c < this.columns.length; c++) {
+      const from = c === 1 ? inputs : this.columns[c - 1].nodes;
+      const to = this.columns[c].nodes;
+      const weight = frame?.arrays[`layer${c - 1}.weight`];
+      const bias = frame?.arrays[`layer${c - 1}.bias`];
+      if (weight && (weight.shape[0] !== to.length || weight.shape[1] !== from.length)) {
+        throw new Error(`network view: layer${c - 1}.weight has shape ${weight.shape} but the diagram has ${to.length}x${from.length} links`);
+      }
+      for (let o = 0; o < to.length; o++) {
+        to[o].bias = bias ? bias.data[o] : null;
+        for (let k = 0; k < from.length; k++) {
+          const w = weight ? weight.data[o * from.length + k] : null;
+          const [x1, y1] = from[k].right; const [x2, y2] = to[o].left;
+          ctx.beginPath();
+          ctx.moveTo(x1, y1);
+          const mx = (x1 + x2) / 2;
+          ctx.bezierCurveTo(mx, y1, mx, y2, x2, y2);
+          if (w === null) {
+            ctx.strokeStyle = "rgba(160,160,160,0.35)"; ctx.lineWidth = 1;
+          } else {
+            ctx.strokeStyle = cssColourOf(w, 0.85);
+            ctx.lineWidth = 0.5 + (LINK_MAX_WIDTH - 0.5) * Math.min(1, Math.abs(w) / LINK_SATURATION);
+          }
+          ctx.stroke();
+          this.segments.push({ x1, y1, x2, y2, w, label: `${from[k].label} \u2192 ${to[o].label}` });
+        }
+      }
+    }
+  }
+
+  bindHover() {
+    const tip = this.callbacks.tooltip;
+    this.root.onmousemove = (e) => {
+      if (!tip) return;
+      const box = this.root.getBoundingClientRect();
+      const x = e.clientX - box.left; const y = e.clientY - box.top;
+      const neuron = e.target.closest?.(".neuron");
+      if (neuron) {
+        const n = this.columns.flatMap((c) => c.nodes).find((m) => m.el === neuron);
+        const bias = n?.bias;
+        tip.show(e.clientX, e.clientY, `${neuron.dataset.label}${bias != null ? `, bias ${bias.toFixed(3)}` : ""}`);
+        return;
+      }
+      let best = null; let bestD = 5;
+      for (const s of this.segments || []) {
+        const d = curveDistance(s, x, y);
+        if (d < bestD) { bestD = d; best = s; }
+      }
+      if (best) tip.show(e.clientX, e.clientY, `${best.label}: weight ${best.w === null ? "(press play)" : best.w.toFixed(3)}`);
+      else tip.hide();
+    };
+    this.root.onmouseleave = () => tip?.hide();
+  }
+
+  zoom(column, unit) {
+    this.zoomed = { column, unit };
+    this.paintZoom();
+    this.callbacks.onZoom?.(this.columns[column].nodes[unit].label, () => { this.zoomed = null; });
+  }
+
+  paintZoom() {
+    const { column, unit } = this.zoomed;
+    const src = this.columns[column]?.nodes[unit]?.canvas;
+    const dst = this.callbacks.zoomCanvas;
+    if (!src || !dst) return;
+    const ctx = dst.getContext("2d");
+    ctx.imageSmoothingEnabled = true;
+    ctx.clearRect(0, 0, dst.width, dst.height);
+    ctx.drawImage(src, 0, 0, dst.width, dst.height);
+  }
+
+  destroy() {
+    this.resizeObserver.disconnect();
+    this.root.textContent = "";
+    this.root.classList.remove("neurons");
+    this.root.onmousemove = null;
+    this.columns = [];
+    this.linkCanvas = null;
+  }
+}
+
+function button(text, label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "round tiny";
+  b.textContent = text;
+  b.setAttribute("aria-label", label);
+  b.title = label;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+/** Distance from (x, y) to the link's curve, sampled at a few points (good enough for hover). */
+function curveDistance(s, x, y) {
+  if (x < Math.min(s.x1, s.x2) - 5 || x > Math.max(s.x1, s.x2) + 5) return Infinity;
+  let best = Infinity;
+  const mx = (s.x1 + s.x2) / 2;
+  let px = s.x1; let py = s.y1;
+  for (let i = 1; i <= 12; i++) {
+    const t = i / 12; const u = 1 - t;
+    const qx = u * u * u * s.x1 + 3 * u * u * t * mx + 3 * u * t * t * mx + t * t * t * s.x2;
+    const qy = u * u * u * s.y1 + 3 * u * u * t * s.y1 + 3 * u * t * t * s.y2 + t * t * t * s.y2;
+    best = Math.min(best, segmentDistance(px, py, qx, qy, x, y));
+    px = qx; py = qy;
+  }
+  return best;
+}
+
+function segmentDistance(ax, ay, bx, by, x, y) {
+  const dx = bx - ax; const dy = by - ay;
+  const len = dx * dx + dy * dy || 1;
+  const t = Math.max(0, Math.min(1, ((x - ax) * dx + (y - ay) * dy) / len));
+  return Math.hypot(ax + t * dx - x, ay + t * dy - y);
+}
