@@ -123,7 +123,7 @@ def test_torchscript_download_loads_with_torch_jit(trained, name):
 
 def test_python_downloads_run_with_torch_only(trained, tmp_path: Path):
     folders = []
-    for name, (job, x, expected, downloads) in trained.items():
+    for name, (_job, x, _expected, downloads) in trained.items():
         folder = tmp_path / name
         folder.mkdir()
         (folder / "model.py").write_bytes(ok(downloads["python"]))

@@ -147,9 +147,9 @@ def test_controls_and_set_work_over_the_socket(server, jobs):
             assert error["request"] == "set" and "learning_rate" in error["message"]
             await c.send({"type": "control", "action": "stop"})
             await c.next("status", where=lambda m: m["status"] == "stopped")
-            await c.send({"type": "control", "action": "stop", "id": 2})
+            await c.send({"type": "control", "action": "resume", "id": 2})
             error = await c.next("error")  # the engine's reason comes back as an error frame
-            assert error["id"] == 2 and "stopped" in error["message"]
+            assert error["id"] == 2 and "reset it" in error["message"]
             await c.send({"type": "control", "action": "reset"})
             status = await c.next("status", where=lambda m: m["status"] == "paused")
             assert status["epoch"] == 0 and status["step"] == 0

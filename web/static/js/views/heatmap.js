@@ -32,9 +32,29 @@ export function colourOf(t) {
   return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f].map(Math.round);
 }
 
+// Precomputed colours over [-1, 1]: frames index these instead of mixing colours per value.
+const STEPS = 1024;
+const PACKED = new Uint32Array(STEPS);
+const CSS_CACHE = new Map();
+for (let i = 0; i < STEPS; i++) {
+  const [r, g, b] = colourOf((2 * i) / (STEPS - 1) - 1);
+  PACKED[i] = pack(r, g, b);
+}
+const indexOf = (t) => {
+  const i = Math.round(((t + 1) * (STEPS - 1)) / 2);
+  return i < 0 ? 0 : i >= STEPS ? STEPS - 1 : i | 0;
+};
+
+/** A CSS colour for a value in [-1, 1] (cached: links are drawn with a few hundred per frame). */
 export function cssColourOf(t, alpha = 1) {
-  const [r, g, b] = colourOf(t);
-  return `rgba(${r},${g},${b},${alpha})`;
+  const key = Math.round(Math.max(-1, Math.min(1, t)) * 100) * 10 + Math.round(alpha * 9);
+  let css = CSS_CACHE.get(key);
+  if (!css) {
+    const [r, g, b] = colourOf(Math.round(Math.max(-1, Math.min(1, t)) * 100) / 100);
+    css = `rgba(${r},${g},${b},${alpha})`;
+    CSS_CACHE.set(key, css);
+  }
+  return css;
 }
 
 /**
@@ -47,8 +67,7 @@ export function lookupTable(min, max, { scale = (v) => v, discrete = false, out 
   for (let q = 0; q < 256; q++) {
     let t = scale(min + span * q);
     if (discrete) t = t >= 0 ? 1 : -1;
-    const [r, g, b] = colourOf(t);
-    lut[q] = pack(r, g, b);
+    lut[q] = PACKED[indexOf(t)];
   }
   return lut;
 }

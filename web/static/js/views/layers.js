@@ -280,7 +280,11 @@ export class LayersView {
       const card = this.root.querySelector(`.layer-card[data-index="${index}"]`);
       if (!card) { unplaced.push(message); continue; }
       card.classList.add("has-error");
-      card.querySelector(".layer-error").textContent = message;
+      // The server names the layer ("layer 1 (conv2d) needs ..."); on its own card the name
+      // is redundant, and its 0-based index would disagree with the card's number.
+      const type = this.layers[index]?.type;
+      const own = new RegExp(`^layer ${index} \\(${type}\\):?\\s*`);
+      card.querySelector(".layer-error").textContent = message.replace(own, "");
     }
     return unplaced;
   }
