@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import time
 import unicodedata
@@ -44,8 +45,33 @@ WRONG_CODE = "That is not the class code; ask your teacher for the code on the t
 WRONG_PASSWORD = "Wrong teacher password."
 BAD_NAME = "Enter your name (1 to 40 letters, digits or spaces)."
 TEACHER_ONLY = "Only the teacher can see this; sign in on the teacher page."
+TOO_MANY_ATTEMPTS = "Too many wrong attempts; wait a minute and try again."
 IDLE_STOPPED = "stopped: paused for longer than the class allows; its model and curves are kept"
 STUDENT_COOKIE_SECONDS = 30 * 24 * 3600
+WRONG_ATTEMPTS_BURST = 10  # wrong passwords or class codes per address at once,
+WRONG_ATTEMPTS_SECONDS = 6.0  # then one more every this many seconds
+
+
+def _failures(request: Request) -> tuple[security.RateLimiter, str]:
+    state = request.app.state
+    if not hasattr(state, "wrong_attempts"):
+        state.wrong_attempts = security.RateLimiter(1 / WRONG_ATTEMPTS_SECONDS,
+                                                    WRONG_ATTEMPTS_BURST)
+    return state.wrong_attempts, request.client.host if request.client else "unknown"
+
+
+def _check_attempts(request: Request) -> None:
+    """429 while this address has used up its wrong attempts (they come back slowly)."""
+    limiter, address = _failures(request)
+    wait = limiter.wait(address)
+    if wait > 0:
+        raise HTTPException(429, TOO_MANY_ATTEMPTS,
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+def _failed(request: Request) -> None:
+    limiter, address = _failures(request)
+    limiter.take(address)
 
 
 class JoinRequest(BaseModel):
@@ -129,9 +155,11 @@ def join(body: JoinRequest, request: Request, response: Response, settings: Sett
          token: TokenDep) -> dict:
     """A student joins: their token (also set as an HttpOnly cookie). Joining again with the
     same name from the same browser gives the same token back, so no job is lost."""
+    _check_attempts(request)
     name = _clean_name(body.name)
-    if not security.hmac.compare_digest(body.code.strip().upper(),
-                                        security.class_code(settings).upper()):
+    if not security.hmac.compare_digest(body.code.strip().upper().encode(),
+                                        security.class_code(settings).upper().encode()):
+        _failed(request)
         raise HTTPException(403, WRONG_CODE)
     if security.student_name(settings, token) != name:
         token = security.student_token(settings, name)
@@ -143,9 +171,11 @@ def join(body: JoinRequest, request: Request, response: Response, settings: Sett
 async def teacher_login(body: LoginRequest, request: Request, response: Response,
                         settings: SettingsDep) -> dict:
     """The teacher signs in: a session token (also as an HttpOnly cookie), valid 12 hours."""
+    _check_attempts(request)
     expected = security.teacher_password(settings)
     if not security.hmac.compare_digest(body.password.encode(), expected.encode()):
-        await asyncio.sleep(0.5)  # slows guessing; the rate limit caps it further
+        _failed(request)
+        await asyncio.sleep(0.5)  # slows guessing further
         raise HTTPException(401, WRONG_PASSWORD)
     token = security.teacher_session(settings)
     _cookie(response, request, security.TEACHER_COOKIE, token, security.TEACHER_SESSION_SECONDS)
@@ -190,7 +220,9 @@ def join_page(request: Request) -> HTMLResponse:
 def banner(settings: Settings) -> str:
     """What the log says at start in class mode: where students go, the code, the password."""
     hosts = lan_addresses() if settings.host in ("0.0.0.0", "::") else [settings.host]
-    urls = ", ".join(f"http://{h}:{settings.port}/" for h in hosts) or "this machine's address"
+    urls = ", ".join(f"http://{h}:{settings.port}/" for h in hosts)
+    if Path("/.dockerenv").exists() or not urls:  # a container's own address is no use
+        urls = "http://<this computer's address>:<published port>/"
     password = ("set by PLAYGROUND_TEACHER_PASSWORD" if settings.teacher_password
                 else f"{security.teacher_password(settings)} (generated; set "
                 "PLAYGROUND_TEACHER_PASSWORD to choose one)")

@@ -25,7 +25,7 @@ class StepRate:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._steps: dict[str, int] = {}
-        self._at = 0.0
+        self._at: float | None = None  # time of the previous sample
         self.total = 0  # steps seen since start: a counter (reset or deleted jobs never subtract)
         self.rate = 0.0
 
@@ -33,14 +33,14 @@ class StepRate:
         now = time.monotonic() if now is None else now
         steps = {job_id: int(p.get("step") or 0) for job_id, p in progress.items()}
         with self._lock:
-            done = sum(max(0, n - self._steps[j]) for j, n in steps.items() if j in self._steps)
-            # a job first seen since the last sample: all its steps are new
-            done += sum(n for j, n in steps.items() if j not in self._steps) if self._at else 0
-            if self._at:
+            if self._at is None:
+                self.total = sum(steps.values())
+            else:
+                done = sum(max(0, n - self._steps[j]) if j in self._steps
+                           else n  # a job first seen since the last sample: all new
+                           for j, n in steps.items())
                 self.total += done
                 self.rate = done / max(now - self._at, 1e-6)
-            else:
-                self.total = sum(steps.values())
             self._steps, self._at = steps, now
 
 

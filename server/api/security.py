@@ -250,6 +250,15 @@ class RateLimiter:
         self.rate, self.burst = rate, burst
         self._buckets: dict[str, tuple[float, float]] = {}
 
+    def wait(self, key: str, now: float | None = None) -> float:
+        """Seconds until `key` may go again (0: now), taking nothing."""
+        if self.rate <= 0 or key not in self._buckets:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets[key]
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def take(self, key: str, now: float | None = None) -> float:
         """0 when the request may go, else the seconds to wait before trying again."""
         if self.rate <= 0:
@@ -304,6 +313,62 @@ async def _send_json(send, status: int, detail: str, headers: dict[str, str] | N
     await send({"type": "http.response.body", "body": body})
 
 
+SAFETY_HEADERS = [
+    (b"x-frame-options", b"SAMEORIGIN"),  # no other site may frame a page and click for you
+    (b"content-security-policy", b"frame-ancestors 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+def _with_safety_headers(send):
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            present = {k.lower() for k, _ in message.get("headers", [])}
+            extra = [(k, v) for k, v in SAFETY_HEADERS if k not in present]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
+
+
+async def _read_body(receive, limit: int) -> bytes | None:
+    """The whole request body, or None past `limit` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes):
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _starts(body: bytes) -> bool:
+    """Whether a job spec asks to start (its `start` is not false); unreadable: yes."""
+    try:
+        return json.loads(body).get("start", True) is not False
+    except (ValueError, AttributeError):
+        return True
+
+
 class Guard:
     """ASGI middleware: Host, Origin, rate, body size, membership, job and stream limits.
 
@@ -339,8 +404,10 @@ class Guard:
     def _count(self, reason: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
 
-    def _client_key(self, scope, token: str | None) -> str:
-        if token:
+    def _client_key(self, scope, token: str | None, settings: Settings) -> str:
+        """A class member's token (made-up tokens would each get a fresh bucket), else the
+        address."""
+        if token and (student_name(settings, token) or _is_teacher(settings, token)):
             return "token:" + token
         client = scope.get("client")
         return "address:" + (client[0] if client else "unknown")
@@ -349,10 +416,11 @@ class Guard:
         path = scope["path"]
         if settings.is_open or path.startswith(UNLIMITED_PREFIXES) or self.limiter is None:
             return 0.0
-        return self.limiter.take(self._client_key(scope, token))
+        return self.limiter.take(self._client_key(scope, token, settings))
 
     async def _http(self, scope, receive, send, settings: Settings, headers) -> None:
         method, path = scope["method"], scope["path"]
+        send = _with_safety_headers(send)
         if not host_allowed(settings, headers.get("host")):
             self._count("host")
             await _send_json(send, 403, HOST_REFUSED)
@@ -391,9 +459,16 @@ class Guard:
             if path.rstrip("/") == "/api/jobs" and not _is_teacher(settings, token):
                 counts = await asyncio.to_thread(state.store.count_by_status)
                 if counts.get("queued", 0) + counts.get("running", 0) >= settings.max_active_jobs:
-                    self._count("jobs")
-                    await _send_json(send, 429, SERVER_FULL, {"retry-after": "30"})
-                    return
+                    body = await _read_body(receive, limit)
+                    if body is None:
+                        self._count("body")
+                        await _send_json(send, 413, BODY_TOO_LARGE, {"connection": "close"})
+                        return
+                    if _starts(body):  # a job created paused takes no place
+                        self._count("jobs")
+                        await _send_json(send, 429, SERVER_FULL, {"retry-after": "30"})
+                        return
+                    receive = _replay(body)
         await self._call_counting_body(scope, receive, send, limit)
 
     async def _call_counting_body(self, scope, receive, send, limit: int) -> None:
@@ -431,7 +506,7 @@ class Guard:
             await send({"type": "websocket.close", "code": CLOSE_REFUSED})  # handshake: 403
             return
         token = _scope_token(scope, headers)
-        key = self._client_key(scope, token)
+        key = self._client_key(scope, token, settings)
         teacher = _is_teacher(settings, token)
         refusal = None
         if self._rate_wait(scope, settings, token) > 0:

@@ -27,6 +27,11 @@ class PointParams(Params):
     noise: float = Field(0.0, ge=0.0, le=0.5, description=NOISE_DESC)
 
 
+class SurfaceParams(Params):
+    samples: int = Field(1200, ge=10, le=100_000, description=SAMPLES_DESC)
+    noise: float = Field(0.0, ge=0.0, le=0.5, description=NOISE_DESC)
+
+
 class MoonsParams(Params):
     samples: int = Field(500, ge=10, le=100_000, description=SAMPLES_DESC)
     noise: float = Field(
@@ -131,7 +136,7 @@ def blobs(p: BlobsParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     return xy, labels.astype(np.int64)
 
 
-def plane(p: PointParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def plane(p: SurfaceParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Uniform in [-6, 6]^2; the value is (x + y) / 10 measured at the point moved by noise."""
     n = p.samples
     xy = _uniform(rng, -6.0, 6.0, 2 * n).reshape(n, 2)
@@ -143,7 +148,7 @@ def plane(p: PointParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
 _GAUSSIANS = ((-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1), (4, -2.5, -1))
 
 
-def multi_gauss(p: PointParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def multi_gauss(p: SurfaceParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Six bumps of alternating sign; the value is the strongest bump, 1 - distance / 2."""
     n = p.samples
     xy = _uniform(rng, -6.0, 6.0, 2 * n).reshape(n, 2)
@@ -205,12 +210,12 @@ SETS = [
     DataSetDef(
         "plane", "Plane", "A value that rises evenly from one corner to the other.",
         "Regression: a linear model fits a plane with mean squared error.",
-        "regression", "points2d", PointParams, plane,
+        "regression", "points2d", SurfaceParams, plane,
     ),
     DataSetDef(
         "multi_gauss", "Multiple Gaussians", "Six bumps of alternating sign.",
         "Regression of a bumpy surface: hidden units each learn a part.",
-        "regression", "points2d", PointParams, multi_gauss,
+        "regression", "points2d", SurfaceParams, multi_gauss,
     ),
     DataSetDef(
         "line", "Line", "One input x and a noisy target y = a x + b.",

@@ -28,10 +28,12 @@ from server.spec.shapes import DataShape, Shape
 
 BUILTIN: list[DataSetDef] = [*points.SETS, *tabular.SETS, *images.SETS, *sequences.SETS]
 CACHE_SIZE = 16
+DEFAULT_FEATURES = ("x1", "x2")
 PREVIEW_POINTS = 1000
 PREVIEW_IMAGES = 16
 PREVIEW_SEQUENCES = 8
 PREVIEW_ROWS = 20
+PREVIEW_GENERATE = 200
 
 
 class DataSetNotFound(KeyError):
@@ -85,8 +87,9 @@ class DataRegistry:
                            f"its parameters are: {allowed}.")
                 elif err["loc"]:
                     field = err["loc"][0]
-                    msg = (f"{definition.name!r} parameter {field!r}={err.get('input')!r}: "
-                           f"{err['msg']}.")
+                    given = repr(err.get("input"))
+                    given = given if len(given) <= 40 else given[:37] + "..."
+                    msg = f"{definition.name!r} parameter {field!r}={given}: {err['msg']}."
                 else:
                     why = err["msg"].removeprefix("Value error, ")
                     msg = f"{definition.name!r} parameters: {why}."
@@ -104,7 +107,9 @@ class DataRegistry:
     def _features(self, definition: DataSetDef, spec: DatasetSpec) -> tuple[str, ...]:
         if definition.kind != "points2d":
             return ()
-        if "features" not in spec.model_fields_set:
+        # The spec's default (x1, x2) means "this set's default": a stored or re-sent spec
+        # carries it explicitly, and for `line` it must still mean x1 alone.
+        if "features" not in spec.model_fields_set or tuple(spec.features) == DEFAULT_FEATURES:
             return definition.default_features
         bad = [f for f in spec.features if f not in definition.allowed_features]
         if bad:
@@ -245,7 +250,11 @@ class DataRegistry:
         Raises DataSetNotFound or SpecError (bad params, locations under ("query",))."""
         d = self.definition(name)
         parsed = self.params(d, params, loc=("query",))
-        x, y = d.generate(parsed, np.random.default_rng([seed, 0]))
+        generate_with = parsed
+        if d.kind in ("image", "sequence") and getattr(parsed, "samples", 0) > PREVIEW_GENERATE:
+            # A thumbnail shows a few; do not draw 20,000 images to show 16.
+            generate_with = parsed.model_copy(update={"samples": PREVIEW_GENERATE})
+        x, y = d.generate(generate_with, np.random.default_rng([seed, 0]))
         out: dict[str, Any] = {"name": d.name, "kind": d.kind, "task": d.task,
                                "params": parsed.model_dump(mode="json"),
                                "class_names": list(d.class_names(parsed)),

@@ -77,7 +77,8 @@ def marker(p: MarkerParams, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     x = p.noise * rng.standard_normal((n, t))
     labels = rng.integers(0, 2, n)
     where = rng.integers(0, p.early, n)
-    x[np.arange(n), where] = np.where(labels == 1, 1.0, -1.0)
+    rows = np.arange(n)
+    x[rows, where] = np.where(labels == 1, 1.0, -1.0)
     return x[:, :, None], labels.astype(np.int64)  # (n, time, 1)
 
 
@@ -114,7 +115,8 @@ SETS = [
     DataSetDef(
         "marker", "Early marker", "A +1 or -1 marker in one of the first steps, then noise; "
         "the class is the marker's sign.",
-        "Memory over time: a plain RNN forgets over long sequences; LSTM and GRU remember.",
+        "Memory over time: the class is decided at the start and must be carried to the end; "
+        "make the sequences longer and compare RNN, GRU and LSTM (vanishing gradients).",
         "classification", "sequence", MarkerParams, marker,
         input_shape=lambda p: Shape((p.length, 1)),
         class_names=lambda p: ("minus", "plus"),

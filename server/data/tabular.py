@@ -78,7 +78,8 @@ SETS = [
              ("setosa", "versicolor", "virginica")),
     _declare("wine", 178, 13, "classification", "Wine",
              "178 wines, 13 chemical measurements, 3 cultivars.",
-             "Why standardizing features matters: their scales differ by a thousand times.",
+             "Softmax on real data whose features differ in scale a thousandfold "
+             "(standardized for you).",
              ("class_0", "class_1", "class_2")),
     _declare("breast_cancer", 569, 30, "classification", "Breast cancer (Wisconsin)",
              "569 tumours, 30 features of cell nuclei, malignant or benign.",

@@ -23,6 +23,7 @@ import numpy as np
 
 from server.config import Settings
 from server.data.base import DataSetDef, Params
+from server.spec.errors import SpecError
 from server.spec.shapes import Shape
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def check_name(name: str | None, filename: str | None, existing: set[str]) -> st
 
 def parse_csv(content: bytes, target: str, task: str | None, settings: Settings) -> ParsedCsv:
     """Numeric feature columns and a target column chosen by name; the task is given or
-    inferred (integer or text labels: classification; other numbers: regression)."""
+    inferred (integer or text labels: classification; other numbers: regression). Columns
+    are separated by commas, semicolons or tabs (whichever the header row uses)."""
     if task is not None and task not in TASKS:
         raise UploadError(f"task {task!r} is not known; use classification or regression, or "
                           "leave it out to infer it from the target column.", field="task")
@@ -101,7 +103,7 @@ def parse_csv(content: bytes, target: str, task: str | None, settings: Settings)
                           "save it as a UTF-8 CSV.") from None
     if "\x00" in text:
         raise UploadError("The file contains NUL bytes: it is not a CSV text file.")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     try:
         header = next(r for r in reader if any(c.strip() for c in r))
     except StopIteration:
@@ -165,6 +167,12 @@ def parse_csv(content: bytes, target: str, task: str | None, settings: Settings)
                           "split it into training and test data.")
     y, task, class_names = _target(labels, target, task)
     return ParsedCsv(np.asarray(rows, dtype=np.float64), y, features, target, task, class_names)
+
+
+def _delimiter(text: str) -> str:
+    """Comma, semicolon (spreadsheets in many locales) or tab: the most common in line one."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return max(",;\t", key=first.count) if first else ","
 
 
 def _number(cell: str, row: int, line: int, column: str) -> float:
@@ -281,8 +289,13 @@ def declare(upload_dir: Path, meta: dict) -> DataSetDef:
     classes = tuple(meta["class_names"])
 
     def generate(p: UploadParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        with np.load(path, allow_pickle=False) as stored:
-            return stored["x"].astype(np.float64), stored["y"]
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return stored["x"].astype(np.float64), stored["y"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise SpecError(("dataset", "name"), f"The uploaded data set {name!r} could not be "
+                            f"read from the server's disk ({type(exc).__name__}); upload it "
+                            "again under a new name.") from None
 
     return DataSetDef(
         name, name, f"Uploaded from {meta.get('filename') or 'a CSV'}: {meta['rows']} rows, "

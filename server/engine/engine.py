@@ -5,11 +5,20 @@ the stream hub) never touches a model: it calls the public methods below, which 
 a thread-safe queue and return a `concurrent.futures.Future`; the worker answers the future and
 sends events back with `loop.call_soon_threadsafe(on_event, event)`.
 
-Scheduling: runnable jobs are stepped in time slices of `settings.time_slice_ms`; the next job
-is always the one that has used the least device time (CPU time of this thread on the CPU, wall
-time on CUDA), so equal jobs make equal progress, a job started later is not starved, and a
-neighbour on a busy machine does not skew the shares. Past `settings.max_running_jobs` a job
-waits as `queued`.
+Scheduling: runnable jobs are stepped in time slices of `settings.time_slice_ms` (shorter when
+many run, so each gets a turn about every 100 ms); the next job is always the one that has used
+the least device time. A job is charged its steps times the recent cost of a step of its shape
+(CPU time of this thread on the CPU, wall time on CUDA, averaged over the jobs with the same
+data, model and batch size), so equal jobs make equal progress even on a noisy machine, a
+costly job pays for its cost, and a job started later joins at the others' clock: not starved,
+no burst. Past `settings.max_running_jobs` a job waits as `queued`. A job's trainer is built
+(or loaded from its checkpoint) when it first needs one and freed when a finished job has no
+subscriber.
+
+Commands and their answers (futures): `create`, `control` (pause, resume, step by batch or
+epoch, stop, reset; an impossible one raises `Conflict` with a sentence for the user),
+`patch`, `delete`, `subscribe`/`unsubscribe`, `export`; `JobNotFound` for an unknown id.
+Reads without the worker: `progress(job_id)`, `progress_all()`, `pending_commands()`.
 
 Events (dicts, all with `job_id` and `type`):
 - `{"type": "status", "job_id", "status", "epoch", "step", "error", "stop_reason"}`; `status`
@@ -27,10 +36,12 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
 import logging
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -45,6 +56,10 @@ log = logging.getLogger("playground.engine")
 
 TERMINAL = ("completed", "stopped", "failed")
 ACTIONS = ("pause", "resume", "step", "stop", "reset")
+WARMUP_SLICES = 2  # a job's first slices pay one-time costs: not counted in its step cost
+COST_DECAY = 0.98  # per slice: a step's cost follows about the last 50 slices
+ROTATION_S = 0.1  # with many jobs, slices shrink so each job gets a turn this often
+MIN_SLICE_S = 0.002
 OUT_OF_MEMORY = (
     "out of memory: this model does not fit in the device's memory; "
     "try fewer or smaller layers or a smaller batch size"
@@ -74,6 +89,8 @@ class _Job:
     trainer: Any = None
     dataset: Any = None
     charge: float = 0.0  # device seconds used: the scheduler's virtual clock
+    slices: int = 0
+    cost_key: str = ""  # jobs with the same key share a step cost (_cost_key)
     seconds_per_batch: float = 0.0  # moving average, to size the next slice
     dirty: bool = False  # trained since the last checkpoint
     last_checkpoint: float = 0.0
@@ -114,6 +131,8 @@ class Engine:
         self._trainer_factory = trainer_factory or default_trainer_factory
         self._commands: queue.Queue = queue.Queue()
         self._jobs: dict[str, _Job] = {}
+        # shape of job -> [device seconds, steps], both decaying: the recent cost of a step
+        self._step_costs: dict[str, list[float]] = {}
         self._seq = itertools.count()
         self._progress: dict[str, dict] = {}
         self._progress_lock = threading.Lock()
@@ -218,6 +237,7 @@ class Engine:
         if self.device.type == "cpu":
             # Two torch threads on a busy 2-core box made small models 18-35x slower.
             torch.set_num_threads(1)
+        self._warm_up()
         while True:
             busy = any(j.status == "running" for j in self._jobs.values())
             if not self._drain(block=not busy):
@@ -232,6 +252,15 @@ class Engine:
                 log.exception("engine loop error")
                 time.sleep(0.05)
         self._shutdown()
+
+    def _warm_up(self) -> None:
+        """Pay torch's one-time costs now rather than in the first job: the first optimizer
+        imports torch._dynamo (seconds on a busy machine)."""
+        try:
+            weight = torch.zeros(1, device=self.device, requires_grad=True)
+            torch.optim.SGD([weight], lr=0.1).step()
+        except Exception:
+            log.exception("engine warm-up failed")
 
     def _drain(self, block: bool) -> bool:
         """Run queued commands; False once stop() was called."""
@@ -290,18 +319,21 @@ class Engine:
         if trainer.finished:
             self._finish(job)
             return
-        slice_s = self.settings.time_slice_ms / 1000.0
         n = 1 if job.seconds_per_batch <= 0 else max(1, min(100_000, int(
-            slice_s / job.seconds_per_batch)))
+            self._slice_seconds() / job.seconds_per_batch)))
         start_wall, start_clock = time.perf_counter(), self._clock()
+        failure = None
         try:
             records = trainer.train_batches(n)
         except Exception as exc:
-            job.charge += self._clock() - start_clock
-            self._training_failed(job, exc)
+            failure = self._failure_message(job, exc)
+        if failure is not None:
+            # Out of the except block, so that no traceback frame keeps the trainer alive.
+            del trainer
+            self._fail(job, failure)
             return
         wall = time.perf_counter() - start_wall
-        job.charge += self._clock() - start_clock
+        self._charge(job, self._clock() - start_clock, int(trainer.step) - job.step)
         per_batch = wall / n
         job.seconds_per_batch = (per_batch if job.seconds_per_batch <= 0
                                  else 0.7 * job.seconds_per_batch + 0.3 * per_batch)
@@ -325,19 +357,44 @@ class Engine:
         self._set_status(job, "completed", stop_reason=reason, finished_at=time.time())
         self._release_if_idle(job)
 
-    def _training_failed(self, job: _Job, exc: BaseException) -> None:
+    def _charge(self, job: _Job, seconds: float, steps: int) -> None:
+        """Advance the job's clock by `steps` at the recent average cost per step of jobs of
+        its shape (same data, model, batch size, loss and optimizer). One slice's time is
+        noisy on a busy machine (caches, a neighbour on the core) and a job's first slices pay
+        one-time costs (allocation, warm-up); an average shared by equal jobs is neither, so
+        equal jobs get equal steps, while a costly job still pays for its cost."""
+        job.slices += 1
+        if not job.cost_key:
+            job.cost_key = _cost_key(job.spec)
+        cost = self._step_costs.setdefault(job.cost_key, [0.0, 0.0])
+        if job.slices > WARMUP_SLICES:
+            cost[0] = cost[0] * COST_DECAY + seconds
+            cost[1] = cost[1] * COST_DECAY + steps
+        if cost[1] > 0:
+            job.charge += steps * cost[0] / cost[1]
+
+    def _slice_seconds(self) -> float:
+        """settings.time_slice_ms, shortened when many jobs run so that each gets a turn about
+        every ROTATION_S (smooth progress and frames); never below MIN_SLICE_S."""
+        running = sum(1 for j in self._jobs.values() if j.status == "running")
+        configured = self.settings.time_slice_ms / 1000.0
+        return min(configured, max(MIN_SLICE_S, ROTATION_S / max(1, running)))
+
+    def _failure_message(self, job: _Job, exc: BaseException) -> str:
+        """The short message a failed job shows (the traceback goes to the log)."""
         if type(exc).__name__ == "Diverged":
             message = _short(exc)
             records = getattr(exc, "records", None)
             if records and job.trainer is not None:
                 self._record(job, records)
         elif _is_out_of_memory(exc):
-            log.warning("job %s ran out of memory: %s", job.id, exc)
+            # Strings only in log records: a kept record must not keep the trainer alive.
+            log.warning("job %s ran out of memory: %s", job.id, str(exc))
             message = OUT_OF_MEMORY
         else:
-            log.error("job %s failed", job.id, exc_info=exc)
+            log.error("job %s failed:\n%s", job.id, "".join(traceback.format_exception(exc)))
             message = "training failed: " + _short(exc)
-        self._fail(job, message)
+        return message
 
     def _fail(self, job: _Job, message: str) -> None:
         self._free(job)
@@ -378,7 +435,8 @@ class Engine:
             if _is_out_of_memory(exc):
                 message = OUT_OF_MEMORY
             else:
-                log.error("job %s could not be built", job.id, exc_info=exc)
+                log.error("job %s could not be built:\n%s", job.id,
+                          "".join(traceback.format_exception(exc)))
                 message = "the job could not be built: " + _short(exc)
             self._fail(job, message)
             return None
@@ -478,6 +536,8 @@ class Engine:
             if not (job.frame_due or (job.trained_since_frame
                                       and now - job.last_frame >= 1.0 / hz)):
                 continue
+            if not job.frame_due and not self._frame_budget_allows(now - job.last_frame):
+                continue  # stream (issue 5): frame work stays a small share of the worker
             frame = self._frame_function()
             if frame is None or self._ensure_trainer(job) is None:
                 job.frame_due = False
@@ -492,6 +552,15 @@ class Engine:
             job.last_frame = now
             if data is not None:
                 self._emit({"type": "snapshot", "job_id": job.id, "data": data})
+
+    # -- stream (issue 5): the frame budget, see server.engine.snapshot.FrameBudget --------
+
+    def _frame_budget_allows(self, waited: float) -> bool:
+        if self._frame_function() is None:
+            return True
+        from server.engine.snapshot import budget
+
+        return budget.allows(waited)
 
     def _frame_function(self) -> Callable | None:
         if self._frame_fn is None and not self._frame_import_failed:
@@ -587,10 +656,14 @@ class Engine:
             self._finish(job)
             raise Conflict("This job has completed its epochs; raise its epochs with PATCH "
                            "or reset it to train it again.")
+        failure = None
         try:
             records = trainer.train_epoch() if unit == "epoch" else trainer.train_batches(1)
         except Exception as exc:
-            self._training_failed(job, exc)
+            failure = self._failure_message(job, exc)
+        if failure is not None:
+            del trainer
+            self._fail(job, failure)
             return
         job.dirty = job.trained_since_frame = True
         job.frame_due = bool(job.subscribers)
@@ -629,10 +702,17 @@ class Engine:
         job = self._job(job_id)
         training = patch.get("training") or {}
         spec = _merge(job.spec, {k: v for k, v in patch.items() if v is not None})
+        from pydantic import ValidationError
+
         from server.spec.job import JobSpec
 
-        JobSpec.model_validate(spec)  # the API validated the patch; this guards the sum
+        try:  # the API validated the patch; this guards the sum
+            JobSpec.model_validate(spec)
+        except ValidationError as exc:
+            raise Conflict("This change does not fit the job: "
+                           + "; ".join(e["msg"] for e in exc.errors())) from None
         job.spec = spec
+        job.cost_key = ""
         self.store.update_job(job.id, spec=spec, **({"name": patch["name"]}
                                                    if patch.get("name") is not None else {}))
         if job.status != "failed" and training:
@@ -682,6 +762,14 @@ class Engine:
 
     def _epochs(self, job: _Job) -> int | None:
         return (job.spec.get("training") or {}).get("epochs", 500)
+
+
+def _cost_key(spec: dict) -> str:
+    """What decides the cost of a step: jobs with the same key share one cost estimate."""
+    training = spec.get("training") or {}
+    return json.dumps([spec.get("dataset"), spec.get("model"), training.get("batch_size"),
+                       training.get("loss"), (training.get("optimizer") or {}).get("name")],
+                      sort_keys=True)
 
 
 def _past(status: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,7 @@ from server.stream.wire import FrameBuilder
 
 PROTOCOL = 1
 THUMBNAIL = 20  # per-neuron heatmap side
-BOUNDARY = 100  # output heatmap side
+BOUNDARY = 50  # output heatmap side (cost: a forward pass over BOUNDARY**2 points per frame)
 HIST_BINS = 32
 HIST_MAX_VALUES = 262_144  # larger layers are histogrammed on an even subsample
 WEIGHTS_MAX_PARAMETERS = 65_536  # send every parameter only for models this small
@@ -35,6 +36,8 @@ MAX_MAP_CHANNELS = 16
 CONFUSION_MAX = 2000
 SEQUENCE_SAMPLES = 4
 RECURRENT = ("rnn", "lstm", "gru")
+# Modules that behave differently in training; without them a frame skips eval()/train().
+MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
 
 
 @dataclass
@@ -46,9 +49,57 @@ class Context:
     inputs: dict[str, torch.Tensor] = field(default_factory=dict)
     quantized_input: np.ndarray | None = None
     seq: int = 0
+    model: weakref.ref | None = None  # the model the layout below was read from (reset: new)
+    modules: list[nn.Module] = field(default_factory=list)
+    params: list[tuple[int, list[tuple[str, nn.Parameter]]]] = field(default_factory=list)
+    send_weights: bool = True
+    needs_eval: bool = True  # dropout or batchnorm: frames must run in eval mode
+
+    def layout(self, model: nn.Module) -> None:
+        """Read the model's layers and parameters once per model, not per frame."""
+        if self.model is not None and self.model() is model:
+            return
+        self.model = weakref.ref(model)
+        self.modules = layer_modules(model)
+        self.params = [(i, named) for i, m in enumerate(self.modules)
+                       if (named := layer_parameters(m))]
+        self.send_weights = sum(p.numel() for p in model.parameters()) <= WEIGHTS_MAX_PARAMETERS
+        self.needs_eval = any(isinstance(m, MODE_DEPENDENT) for m in model.modules())
 
 
 _contexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class FrameBudget:
+    """Keeps the engine's frame work under `share` of its wall time over the last `window`
+    seconds, so that thirty watched jobs cost training no more than one does in proportion.
+    Frames past the budget wait (the engine asks `allows` before a frame that only training
+    made due); a job whose last frame is older than `starve_seconds` goes anyway. Engine
+    thread only."""
+
+    def __init__(self, share: float = 0.1, window: float = 1.0,
+                 starve_seconds: float = 2.0) -> None:
+        self.share, self.window, self.starve_seconds = share, window, starve_seconds
+        self._costs: deque[tuple[float, float]] = deque()  # (end time, seconds) of each frame
+        self._spent = 0.0
+
+    def _forget(self, now: float) -> None:
+        while self._costs and self._costs[0][0] < now - self.window:
+            self._spent -= self._costs.popleft()[1]
+
+    def allows(self, waited: float = 0.0) -> bool:
+        now = time.perf_counter()
+        self._forget(now)
+        return waited >= self.starve_seconds or self._spent < self.share * self.window
+
+    def spend(self, seconds: float) -> None:
+        now = time.perf_counter()
+        self._costs.append((now, seconds))
+        self._spent += seconds
+        self._forget(now)
+
+
+budget = FrameBudget()
 
 
 def grid_xy(domain: tuple[float, float], n: int) -> np.ndarray:
@@ -77,7 +128,7 @@ def sample_indices(dataset, count: int) -> np.ndarray:
             break
         if int(i) not in chosen:
             chosen.append(int(i))
-    return np.array(sorted(chosen[:count]), dtype=np.int64)
+    return np.array(chosen[:count], dtype=np.int64)
 
 
 def grid_indices(dataset, count: int) -> np.ndarray:
@@ -192,32 +243,33 @@ def layer_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 def _histogram(values: list[torch.Tensor]) -> tuple[np.ndarray, list[float]]:
-    flat = torch.cat([v.detach().reshape(-1).float() for v in values])  # (n,)
-    if flat.numel() > HIST_MAX_VALUES:
-        flat = flat[:: flat.numel() // HIST_MAX_VALUES + 1]
-    flat = flat[torch.isfinite(flat)]
-    if flat.numel() == 0:
-        return np.zeros(HIST_BINS, dtype=np.int32), [0.0, 0.0]
-    lo, hi = (float(v) for v in torch.aminmax(flat))
+    """Counts over HIST_BINS equal bins between the values' min and max (numpy: small arrays
+    are cheaper there than through torch's per-op overhead)."""
+    flat = np.concatenate([v.detach().reshape(-1).float().cpu().numpy() for v in values])
+    if flat.size > HIST_MAX_VALUES:
+        flat = flat[:: flat.size // HIST_MAX_VALUES + 1]
+    lo, hi = float(flat.min()), float(flat.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        flat = flat[np.isfinite(flat)]
+        if flat.size == 0:
+            return np.zeros(HIST_BINS, dtype=np.int32), [0.0, 0.0]
+        lo, hi = float(flat.min()), float(flat.max())
     if hi <= lo:
         hi = lo + 1e-6
-    counts = torch.histc(flat, bins=HIST_BINS, min=lo, max=hi)  # (bins,)
-    return counts.cpu().numpy().astype(np.int32), [lo, hi]
+    bins = ((flat - lo) * (HIST_BINS / (hi - lo))).astype(np.int32)  # (n,) bin of each value
+    np.minimum(bins, HIST_BINS - 1, out=bins)
+    return np.bincount(bins, minlength=HIST_BINS).astype(np.int32), [lo, hi]
 
 
-def _add_parameters(b: FrameBuilder, model: nn.Module, modules: list[nn.Module]) -> None:
-    send_weights = sum(p.numel() for p in model.parameters()) <= WEIGHTS_MAX_PARAMETERS
-    b.header["weights"] = send_weights
-    for i, module in enumerate(modules):
-        params = layer_parameters(module)
-        if not params:
-            continue
+def _add_parameters(b: FrameBuilder, ctx: Context) -> None:
+    b.header["weights"] = ctx.send_weights
+    for i, params in ctx.params:
         counts, span = _histogram([p for _, p in params])
         b.add(f"layer{i}.weight_hist", counts, "int32", range=span)
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for _, p in params]
         counts, span = _histogram(grads)
         b.add(f"layer{i}.grad_hist", counts, "int32", range=span)
-        if send_weights:
+        if ctx.send_weights:
             for name, p in params:
                 b.add(f"layer{i}.{name}", p.detach().float().cpu().numpy())
 
@@ -234,12 +286,11 @@ def _points(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
     b.add_quantized("output.boundary", out.T.reshape(-1, BOUNDARY, BOUNDARY).cpu().numpy())
 
 
-def _images(b: FrameBuilder, trainer, ctx: Context, how: str, modules: list[nn.Module]) -> None:
+def _images(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
     model = trainer.model
     image = tuple(ctx.inputs["samples"].shape[1:])  # (channels, height, width)
-    for i, module in enumerate(modules):
-        params = dict(layer_parameters(module))
-        w = params.get("weight")
+    for i, params in ctx.params:
+        w = dict(params).get("weight")
         if w is None:
             continue
         if w.dim() == 4:  # (filters, channels, kh, kw)
@@ -302,8 +353,16 @@ def _sequences(b: FrameBuilder, trainer, ctx: Context, how: str, modules: list[n
 
 
 def frame(trainer, dataset, options: dict | None = None) -> bytes:
-    """One binary snapshot frame of `trainer`'s model now. `options` may carry `job_id`."""
-    options = options or {}
+    """One binary snapshot frame of `trainer`'s model now. `options` may carry `job_id`.
+    The time it takes is charged to `budget`."""
+    started = time.perf_counter()
+    try:
+        return _frame(trainer, dataset, options or {})
+    finally:
+        budget.spend(time.perf_counter() - started)
+
+
+def _frame(trainer, dataset, options: dict) -> bytes:
     model = trainer.model
     ctx = _context(trainer, dataset)
     ctx.seq += 1
@@ -313,19 +372,22 @@ def frame(trainer, dataset, options: dict | None = None) -> bytes:
                      epoch=int(getattr(trainer, "epoch", 0)), step=int(getattr(trainer, "step", 0)),
                      learning_rate=float(getattr(trainer, "learning_rate", 0.0) or 0.0),
                      output_transform=how)
-    modules = layer_modules(model)
+    ctx.layout(model)
+    modules = ctx.modules
     specs = list(getattr(model, "layer_specs", []))
     was_training = model.training
-    model.eval()
+    if ctx.needs_eval:
+        model.eval()
     try:
         with torch.no_grad():
             if ctx.kind == "points2d":
                 _points(b, trainer, ctx, how)
             elif ctx.kind == "image":
-                _images(b, trainer, ctx, how, modules)
+                _images(b, trainer, ctx, how)
             else:
                 _sequences(b, trainer, ctx, how, modules, specs)
-        _add_parameters(b, model, modules)
+        _add_parameters(b, ctx)
     finally:
-        model.train(was_training)
+        if ctx.needs_eval:
+            model.train(was_training)
     return b.encode()

@@ -62,7 +62,7 @@ WRITERS: dict[str, Writer] = {
         "application/octet-stream", "safetensors", safetensors_bytes,
         "The weights and buffers (state dict); the job spec is in the header's metadata."),
     "onnx": Writer(
-        "application/octet-stream", "onnx", lambda n, s: onnx_bytes(n),
+        "application/octet-stream", "onnx", onnx_bytes,
         "The network as an ONNX graph with its weights (opset 17), input `input`, output "
         "`output`, any batch size."),
     "torchscript": Writer(

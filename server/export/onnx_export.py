@@ -4,12 +4,14 @@ the batch dimension free. Run it with onnxruntime, no torch needed.
 It uses torch's TorchScript-based exporter (`dynamo=False`): on these small networks it takes
 milliseconds where the dynamo exporter takes seconds, and it handles every layer type here
 (recurrent layers, bidirectional ones included, and attention). If a layer cannot be exported,
-the error names it: each layer is tried on its own to find the first that fails.
+the error names it: each layer is tried on its own to find the first that fails. The model's
+metadata holds the job spec, the task, the input shape, the features and the class names.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import warnings
 
 import torch
@@ -46,11 +48,42 @@ def _failing_layer(network: Network, x: torch.Tensor) -> tuple[int, str, str] | 
     return None
 
 
-def onnx_bytes(network: Network) -> bytes:
-    """The `.onnx` file's bytes. `network` is in eval mode on the CPU."""
+def _with_metadata(data: bytes, network: Network, spec: dict) -> bytes:
+    """The model with the job spec and what its input and output mean in its metadata
+    (onnxruntime: `session.get_modelmeta().custom_metadata_map`)."""
+    try:
+        import onnx  # an optional dependency (the `export` extra); without it, no metadata
+    except ImportError:
+        return data
+    model = onnx.load_from_string(data)
+    model.producer_name = "nn-playground"
+    name = spec.get("name") or "A network"
+    model.doc_string = f"{name}, trained in the neural network playground"
+    shape = network.data
+    entries = {
+        "spec": json.dumps(spec),
+        "task": shape.task,
+        "input_shape": json.dumps([None, *shape.input.dims]),
+        "input_tokens": json.dumps(shape.input.tokens),
+        "features": json.dumps((spec.get("dataset") or {}).get("features")
+                               if shape.kind == "points2d" else None),
+        "class_names": json.dumps(list(shape.class_names)),
+        "output": "logits" if shape.task == "classification" else "values",
+    }
+    for key, value in entries.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    return model.SerializeToString()
+
+
+def onnx_bytes(network: Network, spec: dict | None = None) -> bytes:
+    """The `.onnx` file's bytes, the job spec in its metadata. `network` is in eval mode on the
+    CPU."""
     x = example_input(network.input_shape)
     try:
-        return _export(network, x)
+        return _with_metadata(_export(network, x), network, spec or {})
+    except ExportError:
+        raise
     except Exception as err:  # noqa: BLE001 - the exporter raises many exception types
         failing = _failing_layer(network, x)
         if failing is None:

@@ -305,9 +305,39 @@ def _attention_source(m: SelfAttention, used: set[str]) -> str:
     return f"SelfAttention({', '.join(args)})"
 
 
+def _top_level_args(text: str) -> list[str]:
+    """The arguments of `f(a, g(b, c), d=1)` split at the commas outside brackets."""
+    args, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append(text[start:i].strip())
+            start = i + 1
+    args.append(text[start:].strip())
+    return args
+
+
+def _wrap(expr: str, indent: str, width: int = 96) -> str:
+    """`expr` on one line when it fits, else its call's arguments one per line."""
+    if len(indent) + len(expr) <= width or "(" not in expr or not expr.endswith(")"):
+        return indent + expr
+    name, inner = expr[: expr.index("(")], expr[expr.index("(") + 1 : -1]
+    args = [_wrap(a, indent + "    ", width) + "," for a in _top_level_args(inner)]
+    return f"{indent}{name}(\n" + "\n".join(args) + f"\n{indent})"
+
+
+def _doc(text: object) -> str:
+    """User text (a job name, uploaded class names) made safe inside the docstring: no quote,
+    backslash or line break can end it early and turn the rest into code."""
+    return " ".join(str(text).replace("\\", "/").replace('"', "'").split())
+
+
 def _header(network: Network, spec: dict) -> str:
     data = network.data
-    name = spec.get("name") or "a network"
+    name = _doc(spec.get("name") or "a network")
     dataset = spec.get("dataset", {})
     if data.input.tokens is not None:
         takes = f"int64 token ids (batch, {', '.join(map(str, data.input.dims))}), " \
@@ -315,7 +345,7 @@ def _header(network: Network, spec: dict) -> str:
     else:
         takes = f"float32 (batch, {', '.join(map(str, data.input.dims))})"
     if dataset.get("features") and data.kind == "points2d":
-        takes += f": features {', '.join(dataset['features'])}"
+        takes += f": features {_doc(', '.join(dataset['features']))}"
     if data.task == "regression":
         gives = f"(batch, {data.output_units}) predicted values"
     elif data.output_units == 1:
@@ -323,10 +353,10 @@ def _header(network: Network, spec: dict) -> str:
     else:
         gives = f"(batch, {data.output_units}) logits: argmax is the class (softmax gives " \
                 "probabilities)"
-    classes = f"\nClasses: {', '.join(data.class_names)}." if data.class_names else ""
+    classes = f"\nClasses: {_doc(', '.join(data.class_names))}." if data.class_names else ""
     return f'''"""{name}: a network trained in the neural network playground, as plain PyTorch.
 
-Data set: {dataset.get("name", "?")} ({data.task}).
+Data set: {_doc(dataset.get("name", "?"))} ({data.task}).
 Input: {takes}.
 Output: {gives}.{classes}
 
@@ -356,7 +386,7 @@ def python_source(network: Network, spec: dict | None = None) -> str:
         words = " ".join(f"{k}={v}" for k, v in settings.items())
         lines.append(f"            # {i}: {' '.join([layer_spec.type, words]).strip()}"
                      f" -> {shape.describe()}")
-        lines.append(f"            {expr},")
+        lines.append(_wrap(expr, "            ") + ",")
     order = [name for name in CLASS_SOURCE if name in used
              or any(name in NEEDS.get(u, []) for u in used)]
     classes = "\n".join(textwrap.dedent(CLASS_SOURCE[n]) for n in order)

@@ -278,10 +278,13 @@ def import_tfplayground(text: str) -> TFPlaygroundImport:
         },
         "start": True,
     }
+    out.notes.append(
+        "TF Playground trains until paused; epochs is set to 500 (null trains until stopped).")
+    if problem == "classification":
+        out.notes.append(
+            "The output layer: TF Playground uses tanh with a squared error on labels -1/+1; "
+            "here the output is a logit with binary cross-entropy (loss auto).")
     out.notes.extend([
-        "TF Playground trains until paused; epochs is set to 500 (null trains until stopped).",
-        "The output layer: TF Playground uses tanh with a squared error on labels -1/+1 for "
-        "classification; here the output is a logit with binary cross-entropy (loss auto).",
         "TF Playground starts weights uniform in [-0.5, 0.5] with biases 0.1; here the "
         "initializer is " + init + ".",
     ])

@@ -29,16 +29,20 @@ def quantize(values: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
     """
     values = np.asarray(values, dtype=np.float32)
     flat = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(-1, 1)
-    finite = np.isfinite(flat)
-    safe = np.where(finite, flat, np.nan)
-    with np.errstate(all="ignore"):
-        lo = np.nanmin(np.where(finite, safe, np.inf), axis=1)  # (first,)
-        hi = np.nanmax(np.where(finite, safe, -np.inf), axis=1)  # (first,)
-    lo = np.where(np.isfinite(lo), lo, 0.0).astype(np.float32)
-    hi = np.where(np.isfinite(hi), hi, 0.0).astype(np.float32)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    scaled = (np.where(finite, flat, lo[:, None]) - lo[:, None]) / span[:, None] * 255.0
-    codes = np.clip(np.rint(scaled), 0, 255).astype(np.uint8).reshape(values.shape)
+    if not np.isfinite(flat).all():  # rare: NaN or inf, coded as the slice's finite minimum
+        finite = np.isfinite(flat)
+        lo = np.where(finite, flat, np.inf).min(axis=1)  # (first,)
+        hi = np.where(finite, flat, -np.inf).max(axis=1)  # (first,)
+        lo = np.where(np.isfinite(lo), lo, 0.0).astype(np.float32)
+        hi = np.where(np.isfinite(hi), hi, 0.0).astype(np.float32)
+        flat = np.where(finite, flat, lo[:, None])
+    else:
+        lo, hi = flat.min(axis=1), flat.max(axis=1)  # (first,) each
+    scale = np.where(hi > lo, 255.0 / np.where(hi > lo, hi - lo, 1.0), 0.0).astype(np.float32)
+    scaled = (flat - lo[:, None]) * scale[:, None]  # (first, rest) in [0, 255]
+    scaled += 0.5
+    np.clip(scaled, 0, 255, out=scaled)
+    codes = scaled.astype(np.uint8).reshape(values.shape)
     return codes, lo.tolist(), hi.tolist()
 
 

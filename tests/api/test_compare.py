@@ -144,3 +144,32 @@ def test_compare_route_errors(server, two_jobs):
         assert missing.status_code == 404
         assert missing.json()["detail"] == "Job not found: nope"
         assert c.get("/api/compare").status_code == 422
+
+
+def test_compare_needs_the_right_to_read_every_job(tmp_path):
+    """On a server that is not open, a caller compares only jobs it may read."""
+    from tests.conftest import start_server, stop_server
+
+    live = start_server(tmp_path / "data", env={"PLAYGROUND_OPEN_MODE": "false",
+                                                "PLAYGROUND_TEACHER_TOKEN": "teacher-secret"})
+    try:
+        teacher = {"Authorization": "Bearer teacher-secret"}
+        with live.client() as c:
+            spec = {**small_job(3, 0.03, "tanh"), "start": False}
+            a = c.post("/api/jobs", json=spec, headers=teacher).json()
+            b = c.post("/api/jobs", json=spec, headers=teacher).json()
+            ids = {"ids": f"{a['id']},{b['id']}"}
+            alone = c.get("/api/compare", params={"ids": f"{a['id']},{a['id']}x"},
+                          headers={"Authorization": f"Bearer {a['token']}"})
+            assert alone.status_code == 404  # its own job passes, the unknown one is named
+            mine = c.get("/api/compare", params=ids,
+                         headers={"Authorization": f"Bearer {a['token']}"})
+            assert mine.status_code == 403
+            assert mine.json()["detail"] == "This job belongs to someone else"
+            assert c.get("/api/compare", params=ids).status_code in (401, 403)
+            teacher = c.get("/api/compare", params=ids, headers=teacher)
+            assert teacher.status_code == 200, teacher.text
+            assert [j["id"] for j in teacher.json()["jobs"]] == [a["id"], b["id"]]
+            assert teacher.json()["differences"] == []
+    finally:
+        stop_server(live)

@@ -35,6 +35,14 @@ def test_list_and_entry(server: LiveServer) -> None:
         assert missing.status_code == 404 and "Data set not found" in missing.json()["detail"]
 
 
+def test_openapi_documents_the_upload_form(server: LiveServer) -> None:
+    with server.client() as c:
+        doc = c.get("/openapi.json").json()
+    body = doc["paths"]["/api/datasets"]["post"]["requestBody"]["content"]
+    schema = body["multipart/form-data"]["schema"]
+    assert schema["required"] == ["file", "target"] and "task" in schema["properties"]
+
+
 def test_preview_kinds(server: LiveServer) -> None:
     with server.client() as c:
         r = c.get("/api/datasets/spiral/preview", params={"noise": 0.2, "samples": 200})
@@ -177,3 +185,40 @@ def test_uploads_survive_a_restart(server: LiveServer, tmp_path) -> None:
             assert preview.status_code == 200 and preview.json()["columns"] == ["a", "b"]
     finally:
         stop_server(live)
+
+
+def test_the_route_itself_enforces_the_byte_budget(tmp_path) -> None:
+    """Without the server's middleware in front, the route still refuses an oversized body:
+    by its Content-Length, and by counting a body sent without one."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from server.api import datasets
+    from server.config import Settings
+    from server.data.registry import DataRegistry
+
+    settings = Settings(data_dir=tmp_path, max_upload_bytes=4096)
+    app = FastAPI()
+    app.include_router(datasets.router, prefix="/api")
+    app.state.settings = settings
+    app.state.datasets = DataRegistry(tmp_path / "uploads", settings)
+    big = b"1,2,3\n" * 40_000  # 240 kB: over the 4 kB limit plus the multipart allowance
+    with TestClient(app) as client:
+        r = client.post("/api/datasets", files={"file": ("x.csv", big)}, data={"target": "y"})
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+        def chunks():
+            yield (b"--b\r\nContent-Disposition: form-data; name=\"file\"; "
+                   b"filename=\"x.csv\"\r\n\r\n")
+            for _ in range(40):
+                yield big[:8192]
+
+        r = client.post("/api/datasets", content=chunks(),
+                        headers={"content-type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 413
+        small = b"a,y\n" + b"".join(f"{i},{i % 2}\n".encode() for i in range(20))
+        r = client.post("/api/datasets", files={"file": ("s.csv", small)}, data={"target": "y"})
+        assert r.status_code == 201 and r.json()["name"] == "s"
+        over_file = b"a,y\n" + b"1,0\n" * 1500  # 6 kB file: within the body allowance, over 4 kB
+        r = client.post("/api/datasets", files={"file": ("o.csv", over_file)}, data={"target": "y"})
+        assert r.status_code == 413

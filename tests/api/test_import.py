@@ -190,3 +190,11 @@ def test_route_on_the_live_server(server):
             check = c.post("/api/models/check", json={"dataset": spec["dataset"],
                                                       "model": spec["model"]})
             assert check.status_code == 200, check.text
+
+
+def test_notes_say_where_the_job_differs_from_tf_playground():
+    classification = import_tfplayground(DEFAULT_HASH).notes
+    regression = import_tfplayground(REGRESSION_L1).notes
+    assert any("tanh with a squared error" in n for n in classification)
+    assert not any("tanh with a squared error" in n for n in regression)
+    assert any("12345" in n for n in classification)

@@ -43,7 +43,8 @@ def test_control_and_patch(room, cast, actor):
     job = cast["job_a"]
     with room.http(cast[actor]) as c:
         step = c.post(f"/api/jobs/{job}/control", json={"action": "step"})
-        patch = c.patch(f"/api/jobs/{job}", json={"training": {"optimizer": {"learning_rate": 0.05}}})
+        lr = {"training": {"optimizer": {"learning_rate": 0.05}}}
+        patch = c.patch(f"/api/jobs/{job}", json=lr)
         pause = c.post(f"/api/jobs/{job}/control", json={"action": "pause"})
     assert (step.status_code, patch.status_code, pause.status_code) == (READ[actor],) * 3, \
         (step.text, patch.text, pause.text)
@@ -175,7 +176,10 @@ def test_pages(room, cast):
         r = c.get("/", follow_redirects=False)
         assert (r.status_code, r.headers["location"]) == (303, "/join")
         assert "Join the class" in c.get("/join").text
-        assert 'src="/static/js/teacher.js' in c.get("/teacher").text
+        page = c.get("/teacher")
+        assert 'src="/static/js/teacher.js' in page.text
+        assert page.headers["x-frame-options"] == "SAMEORIGIN"  # no clickjacking "Stop all"
+        assert page.headers["content-security-policy"] == "frame-ancestors 'self'"
     with room.http(cast["ada"]) as c:
         assert c.get("/", follow_redirects=False).status_code == 200
 

@@ -128,6 +128,8 @@ def test_line_has_one_feature_and_draws_x_y(registry: DataRegistry) -> None:
     grid = np.array([[1.0, 5.0], [-2.0, 3.0]])
     np.testing.assert_array_equal(ds.features_of(grid), [[1.0], [-2.0]])
     assert registry.describe(spec("line", features=["x1"])).input.dims == (1,)
+    # A stored spec carries the default features explicitly; for line they mean x1.
+    assert registry.describe(spec("line", features=["x1", "x2"])).input.dims == (1,)
     with pytest.raises(SpecError) as err:
         registry.describe(spec("line", features=["x1", "x1^2"]))
     assert err.value.errors[0]["loc"] == ["dataset", "features"]
@@ -186,7 +188,7 @@ def test_sequence_targets_mean_what_they_say(registry: DataRegistry) -> None:
     strongest = np.abs(m.x_train[:, :, 0]).argmax(1)
     assert (strongest < 4).all()
     signs = m.x_train[np.arange(len(strongest)), strongest, 0]
-    assert ((signs > 0) == (m.y_train == 1)).all()
+    assert (np.abs(signs) == 1).all() and ((signs > 0) == (m.y_train == 1)).all()
     s = registry.load(spec("sine", params={"noise": 0.0, "length": 10}))
     assert np.abs(s.x_train).max() <= 1.0 and np.abs(s.y_train).max() <= 1.0
 
@@ -254,6 +256,8 @@ def test_stratified_on_real_data(registry: DataRegistry) -> None:
         ({"name": "marker", "params": {"length": 5, "early": 5}}, ["dataset", "params"],
          ["early (5)", "length (5)"]),
         ({"name": "line", "features": ["x2"]}, ["dataset", "features"], ["x2", "x1"]),
+        ({"name": "line", "features": ["x1", "sin(x1)"]}, ["dataset", "features"],
+         ["sin(x1)", "allows only: x1"]),
     ],
 )
 def test_bad_specs_name_the_field_and_the_choices(registry: DataRegistry, kwargs, loc,

@@ -84,12 +84,13 @@ BAD = [
     (csv_text(label=lambda i: f"{i / 3}"), "animal", {"task": "classification"},
      ["Row 1", "0.0", "integer or text labels"]),
     (csv_text(), "animal", {"task": "regression"}, ["Row 1", "'cat'", "not a number"]),
-    (csv_text(), "animal", {"task": "clustering"}, ["'clustering'", "classification or regression"]),
+    (csv_text(), "animal", {"task": "clustering"},
+     ["'clustering'", "classification or regression"]),
     (csv_text().replace(b"2.5,2,emu", b"2.5,2,emu,4"), "animal", {}, ["Row 6", "4 cells", "3"]),
     (b"a,a,y\n" + b"1,2,3\n" * 12, "y", {}, ["'a' appears twice"]),
     (b"a,,y\n" + b"1,2,3\n" * 12, "y", {}, ["Column 2 has no name"]),
     (b"\xff\xfe\x00a", "a", {}, ["not UTF-8"]),
-    (csv_text(label=lambda i: str(i)) , "animal", {}, []),  # 30 distinct ints: fine
+    (csv_text(label=lambda i: str(i)), "animal", {}, []),  # 30 distinct ints: fine
 ]
 
 
@@ -133,3 +134,18 @@ def test_row_and_column_limits(tmp_path: Path) -> None:
     registry.add_upload(csv_text(rows=20), "animal")
     with pytest.raises(UploadError, match="4 columns; the limit is 3"):
         registry.add_upload(b"a,b,c,y\n" + b"1,2,3,4\n" * 12, "y", name="wide")
+
+
+def test_a_lost_file_is_a_clear_error_not_a_crash(registry: DataRegistry) -> None:
+    from server.spec.errors import SpecError
+
+    registry.add_upload(csv_text(), "animal", name="gone")
+    (registry.upload_dir / "gone.npz").write_bytes(b"not an npz")
+    with pytest.raises(SpecError, match="could not be read"):
+        registry.load(DatasetSpec(name="gone"))
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolons_and_tabs_separate_columns_too(registry: DataRegistry, sep: str) -> None:
+    entry = registry.add_upload(csv_text().replace(b",", sep.encode()), "animal", name="sep")
+    assert entry["feature_names"] == ["height", "weight"]

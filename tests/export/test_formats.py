@@ -58,9 +58,13 @@ def test_safetensors_round_trip(case):
 
 def test_onnx_round_trip(case):
     name, model, data, network, x, expected = case
-    blob, _, filename = export_model("onnx", network)
-    assert filename == "model.onnx"
+    blob, _, filename = export_model("onnx", network, {"name": name})
+    assert filename == f"{name.replace('-', '_')}.onnx"
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["spec"]) == {"name": name}
+    assert json.loads(meta["input_shape"]) == [None, *data.input.dims]
+    assert meta["output"] == ("logits" if data.task == "classification" else "values")
     assert [i.name for i in session.get_inputs()] == ["input"]
     (out,) = session.run(["output"], {"input": x.numpy()})  # batch 7; traced with batch 2
     close(out, expected)
@@ -240,3 +244,12 @@ def test_a_module_python_export_does_not_know_is_named():
     network.layers[1] = Bessel(network.layers[1])
     with pytest.raises(ExportError, match=r"^Layer 1 \(dense\) cannot be exported as python"):
         export_model("python", network)
+
+
+def test_user_text_cannot_break_out_of_the_python_docstring():
+    name, model, data = CASES[0]
+    evil = 'x"""\nraise SystemExit("escaped")\n"""\\'
+    source = export_model("python", trained_like(model, data), {"name": evil})[0].decode()
+    namespace: dict = {"__name__": "model"}
+    exec(compile(source, "model.py", "exec"), namespace)  # no SystemExit: the name stayed text
+    assert namespace["SPEC"]["name"] == evil  # kept exactly in the SPEC literal

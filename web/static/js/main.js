@@ -252,6 +252,7 @@ async function checkModel() {
     if (seq !== page.checkSeq) return;
     const before = outputUnits();
     page.report = report;
+    if (!page.job) setConnection("open"); // the server answers again
     layersView.showErrors([]);
     layersView.showReport(report);
     $("param-count").textContent = `${report.total_parameters.toLocaleString()} parameters`;
@@ -300,6 +301,8 @@ async function createJob(start) {
       clearCharts();
       connect(page.job);
       setStatus(created.status, 0);
+      // Paused (space or the button) while the job was being created: pause it now.
+      if (start && !page.wantPlay) await control("pause");
       return page.job;
     } catch (err) {
       showApiError(err, "play");
@@ -317,7 +320,15 @@ function connect(job) {
   job.stream = new JobStream(job, {
     connection: (state, reason) => {
       if (job !== page.job) return;
-      if (state === "closed") { setConnection("closed", reason); job.stream = null; return; }
+      if (state === "closed") {
+        // The job is gone (deleted, or lost with the server's data): the next play starts anew.
+        setConnection("closed", `${reason}. Press play to start a new job.`);
+        job.stream = null;
+        page.job = null;
+        page.wantPlay = false;
+        setStatus();
+        return;
+      }
       setConnection(state, reason);
     },
     hello: (msg) => { if (job === page.job) onHello(msg); },
@@ -328,13 +339,14 @@ function connect(job) {
       onSnapshot(frame);
       job.stream?.ack();
     },
-    error: (msg) => { if (job === page.job) showError(msg.request === "set" ? "learning_rate" : "play", msg.message); },
+    error: (msg) => { if (job === page.job) showError("play", msg.message); },
   });
   job.stream.connect();
 }
 
 async function play() {
   page.wantPlay = true;
+  if (!page.job) setConnection("open");
   const job = page.job;
   if (job && (job.status === "paused" || job.status === "queued")) {
     await control("resume");
@@ -365,6 +377,8 @@ async function control(action) {
   const job = page.job;
   if (!job) return;
   clearErrors(["play"]);
+  // Over the open stream when there is one (its `status` message follows); else over REST.
+  if (job.stream?.control(action)) return;
   try {
     const result = await api.control(job.id, action, job.token);
     if (job === page.job && result?.status) setStatus(result.status, result.epoch ?? result.progress?.epoch);
@@ -392,6 +406,7 @@ async function resetJob() {
   histogramView.reset();
   frameStats.reset();
   setStatus();
+  showPreviewInOutput();
 }
 
 async function patchJob(keys) {
@@ -414,12 +429,15 @@ function onHello(msg) {
   onMetrics(msg.metrics || []);
   const data = msg.data || {};
   if (msg.kind === "points2d") {
-    outputView.setData(data, { task: msg.task, numClasses: msg.num_classes });
+    const oneInput = entry()?.input_shape?.length === 1 && entry().input_shape[0] === 1;
+    outputView.setData(data, { task: msg.task, numClasses: msg.num_classes, curve: oneInput && msg.task === "regression" });
     outputView.setOptions({ showTest: store.get("show_test"), discretize: store.get("discretize") });
   } else if (msg.kind === "image") {
     imagesView.setData(data, msg.class_names);
   } else {
-    sequencesView.setData(data, { task: msg.task, classNames: msg.class_names });
+    sequencesView.setData(data, {
+      task: msg.task, classNames: msg.class_names, kind: msg.kind, tokens: Boolean(entry()?.input_tokens),
+    });
   }
   confusionView.setClasses(msg.class_names);
   histogramView.reset();
@@ -439,6 +457,7 @@ function onStatus(msg) {
 function clearCharts() {
   for (const c of [lossChart, metricChart, lrChart]) c?.clear();
   $("scores").textContent = "";
+  $("hint").hidden = false;
   page.metricField = null;
 }
 
@@ -461,6 +480,7 @@ function onMetrics(points) {
   lrChart.append(points);
   metricFieldOf(points);
   metricChart.chart?.append(points);
+  $("hint").hidden = true;
   const last = points[points.length - 1];
   if (page.job && last.epoch !== undefined) setStatus(undefined, last.epoch);
   const rows = [["Test loss", last.test_loss], ["Training loss", last.train_loss]];
@@ -524,12 +544,26 @@ function onChange(changed) {
   else if (effect === "live") patchJob(changed.filter((k) => propOf(k).effect === "live"));
 }
 
+/** Before the first frame, the output shows the data itself (from the preview): all points. */
+function showPreviewInOutput() {
+  const name = store.get("dataset");
+  const preview = page.previews?.get(name);
+  if (page.job || !preview?.points || kind() !== "points2d") return;
+  outputView.reset();
+  outputView.setData({
+    points_train: preview.points.map((p) => [p.x, p.y]),
+    labels_train: preview.points.map((p) => p.label),
+    domain: preview.domain,
+  }, { task: preview.task, numClasses: (preview.class_names || []).length });
+}
+
 async function refreshPreview() {
   const name = store.get("dataset");
   try {
     const preview = await api.preview(name, { ...store.get("params"), seed: store.get("data_seed") });
     page.previews.set(name, preview);
     datasetsView.drawPreview(name, preview);
+    showPreviewInOutput();
     clearErrors(["dataset"]);
   } catch (err) {
     showApiError(err, "dataset");
@@ -561,6 +595,7 @@ function fillSelect(select, options) {
 function bindControls() {
   const c = page.catalog;
   fillSelect($("optimizer"), c.optimizers);
+  fillSelect($("schedule"), c.schedules);
   fillSelect($("activation"), c.activations);
   fillSelect($("regularization"), c.regularizations);
   fillSelect($("problem"), problemOptions());
@@ -666,6 +701,10 @@ function bindControls() {
     const changes = Store.parseHash(location.hash);
     if (Object.keys(changes).length) store.set(changes);
   });
+  // A hidden tab needs no pictures: snapshots stop until it is visible again (curves go on).
+  document.addEventListener("visibilitychange", () => {
+    page.job?.stream?.subscribe({ snapshots: !document.hidden });
+  });
   // A job trains until paused: when the student closes the tab, it goes too.
   window.addEventListener("pagehide", () => {
     const job = page.job;
@@ -764,10 +803,12 @@ async function start() {
   // Thumbnails: one preview per data set, in the background.
   for (const name of page.datasets.keys()) {
     const params = name === store.get("dataset") ? { ...store.get("params"), seed: store.get("data_seed") } : {};
-    api.preview(name, params).then((p) => {
+    const load = (retries) => api.preview(name, params).then((p) => {
       page.previews.set(name, p);
       datasetsView.drawPreview(name, p);
-    }).catch(() => {});
+      if (name === store.get("dataset")) showPreviewInOutput();
+    }).catch(() => { if (retries) setTimeout(() => load(retries - 1), 1500); });
+    load(2);
   }
   document.body.classList.add("ready");
 }

@@ -20,6 +20,7 @@ export const PROPS = [
     def: [{ type: "dense", units: 4, activation: "tanh" }, { type: "dense", units: 2, activation: "tanh" }] },
   { key: "learning_rate", kind: "number", def: 0.03, path: ["training", "optimizer", "learning_rate"], effect: "live" },
   { key: "optimizer", kind: "string", def: "sgd", path: ["training", "optimizer", "name"], effect: "reset" },
+  { key: "schedule", kind: "string", def: "constant", path: ["training", "schedule", "name"], effect: "reset" },
   { key: "batch_size", kind: "int", def: 10, path: ["training", "batch_size"], effect: "live" },
   { key: "regularization", kind: "string", def: "none", path: ["training", "regularization", "kind"], effect: "live" },
   { key: "regularization_rate", kind: "number", def: 0, path: ["training", "regularization", "rate"], effect: "live" },

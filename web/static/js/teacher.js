@@ -170,6 +170,18 @@ function drawLoss(canvas, points) {
     ctx.lineWidth = Math.max(1, w / 150);
     ctx.stroke();
   }
+  if (w >= 200) { // the full-size view: say which line is which, and the scale
+    ctx.font = "13px system-ui";
+    ctx.textAlign = "right";
+    ctx.fillStyle = "#333";
+    ctx.fillText("train loss", w - 8, 18);
+    ctx.fillStyle = `rgb(${BLUE.join(",")})`;
+    ctx.fillText("test loss", w - 8, 36);
+    ctx.textAlign = "left";
+    ctx.fillStyle = "#777";
+    ctx.fillText(top.toPrecision(3), 6, 16);
+    ctx.fillText(`epoch ${points[points.length - 1].epoch ?? points.length}`, 6, h - 8);
+  }
 }
 
 // -- one job's live view ---------------------------------------------------------------------
@@ -182,6 +194,8 @@ class LiveView {
     this.points = [];
     this.closed = false;
     this.connect();
+    // A finished job may have no picture to send: a one-shot view gives up after a while.
+    if (once) this.deadline = setTimeout(() => this.close(), 10000);
   }
 
   connect() {
@@ -232,6 +246,7 @@ class LiveView {
   close() {
     this.closed = true;
     clearTimeout(this.retry);
+    clearTimeout(this.deadline);
     this.socket?.close(1000);
   }
 }
@@ -316,7 +331,7 @@ function render(jobs) {
   const seen = new Set();
   const box = $("jobs");
   let live = 0;
-  const active = jobs.filter((j) => ACTIVE.has(j.status)).length;
+  const active = jobs.filter((j) => j.status === "running" || j.status === "queued").length;
   for (const job of jobs) {
     seen.add(job.id);
     let card = cards.get(job.id);
@@ -360,7 +375,8 @@ let watching = null;
 function watch(job) {
   watching?.close();
   const dialog = $("watch");
-  $("watch-title").textContent = `${job.student || "(teacher or script)"} · ${job.name || job.id}`;
+  const what = job.name || (job.spec && job.spec.dataset && job.spec.dataset.name) || job.id;
+  $("watch-title").textContent = `${job.student || "(teacher or script)"} · ${what}`;
   const boundary = $("watch-boundary");
   const loss = $("watch-loss");
   boundary.getContext("2d").clearRect(0, 0, boundary.width, boundary.height);
@@ -371,7 +387,15 @@ function watch(job) {
     $("watch-info").textContent = `epoch ${s.epoch ?? "–"}${s.error ? ` · ${s.error}` : ""}`;
   };
   watching = new LiveView(job.id, boundary, { hz: WATCH_HZ, onStatus: setStatus });
-  watching.onMetrics = (points) => drawLoss(loss, points);
+  watching.onMetrics = (points) => {
+    drawLoss(loss, points);
+    const last = points[points.length - 1];
+    const value = last && (last.test_loss ?? last.train_loss);
+    if (last) {
+      $("watch-info").textContent = `epoch ${last.epoch}` +
+        (typeof value === "number" ? ` · loss ${value.toFixed(4)}` : "");
+    }
+  };
   const original = watching.receive.bind(watching);
   watching.receive = (data) => {
     original(data);

@@ -27,7 +27,7 @@ export class LineChart {
       height,
       scales: { x: { time: false }, y: log ? { distr: 3 } : { auto: true } },
       axes: [{ label: x, size: 30, labelSize: 14 }, { size: 46 }],
-      legend: { live: true },
+      legend: { live: false },
       cursor: { drag: { x: false, y: false } },
       series: [{ label: x }, ...series.map((s) => ({
         label: s.label, stroke: s.stroke, width: 1.5, dash: s.dash, spanGaps: true,

@@ -284,7 +284,8 @@ export class LayersView {
       // is redundant, and its 0-based index would disagree with the card's number.
       const type = this.layers[index]?.type;
       const own = new RegExp(`^layer ${index} \\(${type}\\):?\\s*`);
-      card.querySelector(".layer-error").textContent = message.replace(own, "");
+      const text = message.replace(own, "");
+      card.querySelector(".layer-error").textContent = text.charAt(0).toUpperCase() + text.slice(1);
     }
     return unplaced;
   }

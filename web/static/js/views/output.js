@@ -23,8 +23,11 @@ export class OutputView {
   }
 
   /** The data of `hello`: points, labels, grid extent; and the task. */
-  setData(data, { task, numClasses }) {
+  /** `curve`: the input is one number x (the `line` set): also draw the prediction y(x). */
+  setData(data, { task, numClasses, curve = false }) {
     this.data = data;
+    this.curve = curve;
+    this.curvePoints = null;
     this.task = task;
     this.numClasses = numClasses;
     const labels = [...(data.labels_train || []), ...(data.labels_test || [])];
@@ -89,6 +92,11 @@ export class OutputView {
     if (outputs === 1) {
       const scale = transform === "sigmoid" ? (p) => 2 * p - 1 : (v) => v / this.valueScale;
       this.painter.draw(map.data, 0, h, w, lookupTable(min[0], max[0], { scale, discrete, out: this.lut }));
+      if (this.curve) {
+        // Every row is the same function of x: row 0 is the prediction along x.
+        const span = (max[0] - min[0]) / 255;
+        this.curvePoints = Array.from(map.data.subarray(0, w), (q) => min[0] + span * q);
+      }
     } else {
       this.drawClasses(map, outputs, h, w, discrete);
     }
@@ -132,6 +140,19 @@ export class OutputView {
       ctx.drawImage(this.grid, 0, 0, canvas.width, canvas.height);
     }
     ctx.drawImage(this.points, 0, 0);
+    if (this.hasFrame && this.curvePoints) {
+      const g = this.data.grid || { x: this.data.domain };
+      const n = this.curvePoints.length;
+      ctx.strokeStyle = "#222";
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      this.curvePoints.forEach((v, i) => {
+        const x = g.x[0] + ((g.x[1] - g.x[0]) * i) / (n - 1);
+        const [cx, cy] = this.toCanvas(x, v);
+        if (i) ctx.lineTo(cx, cy); else ctx.moveTo(cx, cy);
+      });
+      ctx.stroke();
+    }
   }
 
   reset() {

@@ -21,7 +21,8 @@ export class SequencesView {
     this.root = root;
   }
 
-  setData(data, { task, classNames }) {
+  /** `kind`: "sequence" (inputs over time, or token ids when `tokens`) or "tabular" (rows). */
+  setData(data, { task, classNames, kind = "sequence", tokens = false }) {
     this.root.textContent = "";
     this.task = task;
     this.classNames = classNames || [];
@@ -38,8 +39,8 @@ export class SequencesView {
       row.append(canvas, text);
       this.root.append(row);
       const series = input.map((step) => (Array.isArray(step) ? step[0] : step));
-      const item = { canvas, text, series, target: this.samples.targets[k], tokens: !Array.isArray(input[0]) };
-      // Token ids are names, not a curve: no line for them, only the probability bars.
+      // Token ids are names and a table row is not a curve: no line for them, only the bars.
+      const item = { canvas, text, series, target: this.samples.targets[k], tokens, row: kind === "tabular" };
       this.plot(item, null);
       return item;
     });
@@ -65,7 +66,7 @@ export class SequencesView {
     const n = item.series.length + (regression ? target.length : 0);
     const x = (i) => 4 + (i / Math.max(1, n - 1)) * (PLOT_W - 8);
     const y = (v) => PLOT_H - 6 - ((v - lo) / span) * (PLOT_H - 12);
-    if (!item.tokens) {
+    if (!item.tokens && !item.row) {
       ctx.strokeStyle = "#999"; ctx.lineWidth = 1.2;
       ctx.beginPath();
       item.series.forEach((v, i) => (i ? ctx.lineTo(x(i), y(v)) : ctx.moveTo(x(i), y(v))));
@@ -93,17 +94,19 @@ export class SequencesView {
         item.text.classList.toggle("wrong", best !== target[0]);
         // probability bars under the series
         const bw = (PLOT_W - 8) / probs.length;
-        const barH = item.tokens ? PLOT_H - 16 : 18;
+        const barH = item.tokens || item.row ? PLOT_H - 16 : 18;
         probs.forEach((p, c) => {
           const [r, g, b] = colourOf(c === target[0] ? 1 : -1);
           ctx.fillStyle = `rgba(${r},${g},${b},0.8)`;
           ctx.fillRect(4 + c * bw, PLOT_H - 2 - p * barH, Math.max(1, bw - 2), p * barH);
-          if (item.tokens && bw > 12) { ctx.fillStyle = "#666"; ctx.font = "9px sans-serif"; ctx.fillText(name(c), 4 + c * bw, 10); }
+          if ((item.tokens || item.row) && bw > 12) { ctx.fillStyle = "#666"; ctx.font = "9px sans-serif"; ctx.fillText(name(c), 4 + c * bw, 10); }
         });
       } else {
         text += "; press play";
       }
-      if (item.tokens) text = `tokens ${item.series.slice(0, 12).join(" ")}${item.series.length > 12 ? " \u2026" : ""}; ${text}`;
+      const more = item.series.length > 8 ? " \u2026" : "";
+      if (item.tokens) text = `tokens ${item.series.slice(0, 12).join(" ")}${more}; ${text}`;
+      else if (item.row) text = `inputs ${item.series.slice(0, 8).map((v) => v.toFixed(2)).join(", ")}${more}; ${text}`;
       item.text.textContent = text;
     }
   }

@@ -1,0 +1,177 @@
+"""What a snapshot holds for each kind of data, from a real Trainer (no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from server.config import Settings
+from server.data.registry import DataRegistry
+from server.engine import snapshot
+from server.spec.job import JobSpec
+from server.stream import wire
+from server.train.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> DataRegistry:
+    torch.set_num_threads(1)
+    return DataRegistry(Path(tmp_path_factory.mktemp("uploads")), Settings())
+
+
+def trained(registry, dataset: dict, layers: list[dict], batches: int = 5):
+    spec = JobSpec.model_validate({"dataset": dataset, "model": {"layers": layers}})
+    data = registry.load(spec.dataset)
+    trainer = Trainer(spec, data)
+    trainer.train_batches(batches)
+    return trainer, data
+
+
+def decode(trainer, data):
+    return wire.decode(snapshot.frame(trainer, data, {"job_id": "j"}))
+
+
+def shapes(header: dict) -> dict[str, tuple]:
+    return {m["name"]: tuple(m["shape"]) for m in header["arrays"]}
+
+
+def test_points_xor_every_neuron_heatmap_boundary_weights_histograms(registry):
+    trainer, data = trained(registry, {"name": "xor", "features": ["x1", "x2", "x1*x2"]},
+                            [{"type": "dense", "units": 5, "activation": "tanh"}])
+    header, arrays = decode(trainer, data)
+    s = shapes(header)
+    assert header["kind"] == "points2d" and header["output_transform"] == "sigmoid"
+    assert header["job_id"] == "j" and header["step"] == 5 and header["weights"] is True
+    assert s["input.heatmap"] == (3, 20, 20)
+    assert s["layer0.heatmap"] == (5, 20, 20) and s["layer1.heatmap"] == (1, 20, 20)
+    assert s["output.boundary"] == (1, 100, 100)
+    assert s["layer0.weight"] == (5, 3) and s["layer0.bias"] == (5,)
+    assert s["layer1.weight"] == (1, 5)
+    np.testing.assert_array_equal(
+        arrays["layer0.weight"], trainer.model.layers[0].linear.weight.detach().numpy())
+    assert arrays["layer0.weight_hist"].sum() == 5 * 3 + 5
+    assert arrays["layer0.grad_hist"].sum() == 5 * 3 + 5
+    # the neuron heatmaps are tanh outputs; the thumbnail matches a direct forward pass
+    xy = snapshot.grid_xy(data.domain, 20)
+    expected = torch.tanh(trainer.model.layers[0].linear(
+        torch.as_tensor(data.features_of(xy)))).detach().numpy().T.reshape(5, 20, 20)
+    got = wire.values(header, arrays, "layer0.heatmap")
+    assert np.abs(got - expected).max() < 2.0 / 255 + 1e-5
+    assert header["seq"] + 1 == wire.decode(snapshot.frame(trainer, data))[0]["seq"]
+
+
+def test_points_circle_boundary_learns_the_circle(registry):
+    trainer, data = trained(registry, {"name": "circle", "features": ["x1^2", "x2^2"]},
+                            [{"type": "dense", "units": 3, "activation": "tanh"}], batches=0)
+    trainer.spec.training.optimizer.learning_rate = 0.1
+    header, arrays = decode(trainer, data)
+    before = wire.values(header, arrays, "output.boundary")[0]
+    for _ in range(30):
+        trainer.train_epoch()
+    header, arrays = decode(trainer, data)
+    after = wire.values(header, arrays, "output.boundary")[0]  # (100, 100) probabilities
+    assert np.abs(after - before).max() > 0.1
+    centre, corner = after[50, 50], after[0, 0]
+    assert abs(centre - corner) > 0.5  # inside and outside the circle differ
+
+
+def test_grid_features_are_computed_once_per_job(registry, monkeypatch):
+    trainer, data = trained(registry, {"name": "xor"}, [{"type": "dense", "units": 2}])
+    calls = []
+    original = type(data).features_of
+    monkeypatch.setattr(type(data), "features_of",
+                        lambda self, xy: calls.append(len(xy)) or original(self, xy))
+    for _ in range(3):
+        snapshot.frame(trainer, data)
+    assert sorted(calls) == [20 * 20, 100 * 100]
+
+
+def test_multiclass_points_boundary_has_one_map_per_class(registry):
+    trainer, data = trained(registry, {"name": "blobs"}, [{"type": "dense", "units": 4}])
+    header, arrays = decode(trainer, data)
+    assert header["output_transform"] == "softmax"
+    boundary = wire.values(header, arrays, "output.boundary")  # (3, 100, 100)
+    assert boundary.shape == (3, 100, 100)
+    np.testing.assert_allclose(boundary.sum(axis=0), 1.0, atol=0.02)
+
+
+def test_images_digits_conv2d_filters_feature_maps_predictions_confusion(registry):
+    trainer, data = trained(registry, {"name": "digits"}, [
+        {"type": "conv2d", "filters": 6, "kernel_size": 3, "padding": 1},
+        {"type": "maxpool2d"}, {"type": "flatten"}, {"type": "dense", "units": 16}])
+    header, arrays = decode(trainer, data)
+    s = shapes(header)
+    assert header["kind"] == "image" and header["filters_layer"] == 0
+    assert s["filters"] == (6, 1, 3, 3)
+    assert s["layer0.feature_maps"] == (6, 4, 8, 8)  # (channels, samples, h, w)
+    assert s["layer1.feature_maps"] == (6, 4, 4, 4)
+    assert s["predictions"] == (16, 10)
+    np.testing.assert_allclose(arrays["predictions"].sum(axis=1), 1.0, atol=1e-5)
+    confusion = arrays["confusion"]
+    assert confusion.shape == (10, 10)
+    assert confusion.sum() == min(len(data.x_test), snapshot.CONFUSION_MAX)
+    np.testing.assert_array_equal(confusion.sum(axis=1)[:3],
+                                  np.bincount(data.y_test[:2000], minlength=10)[:3])
+    described = snapshot.describe(data)
+    assert len(described["samples"]["images"]) == 4 and len(described["test_grid"]["labels"]) == 16
+    assert np.array(described["samples"]["images"]).shape == (4, 1, 8, 8)
+    # the samples of the feature maps are those of `describe`: one of each of the first classes
+    assert described["samples"]["labels"] == [0, 1, 2, 3]
+    assert "layer0.weight_hist" in arrays and "layer3.grad_hist" in arrays
+
+
+def test_images_dense_first_layer_weights_are_drawn_as_filters(registry):
+    trainer, data = trained(registry, {"name": "digits"},
+                            [{"type": "flatten"}, {"type": "dense", "units": 12}])
+    header, arrays = decode(trainer, data)
+    assert header["filters_layer"] == 1 and arrays["filters"].shape == (12, 1, 8, 8)
+
+
+def test_sequence_lstm_predictions_and_hidden_states_over_time(registry):
+    trainer, data = trained(registry, {"name": "sine"}, [{"type": "lstm", "units": 6}])
+    header, arrays = decode(trainer, data)
+    s = shapes(header)
+    assert header["kind"] == "sequence" and header["output_transform"] == "identity"
+    assert s["predictions"] == (4, 1)
+    time_steps = data.x_test.shape[1]
+    assert s["layer0.hidden"] == (time_steps, 6)
+    assert np.abs(arrays["layer0.hidden"]).max() <= 1.0  # h = o * tanh(c)
+    assert s["layer0.weight_ih_l0"] == (24, 1)
+    described = snapshot.describe(data)
+    assert len(described["samples"]["inputs"]) == 4 and len(described["samples"]["targets"]) == 4
+
+
+def test_sequence_attention_weights_per_head(registry):
+    trainer, data = trained(registry, {"name": "recall"},
+                            [{"type": "attention", "heads": 2, "d_model": 8},
+                             {"type": "pool_sequence"}])
+    header, arrays = decode(trainer, data)
+    time_steps = data.x_test.shape[1]
+    attention = arrays["layer0.attention"]
+    assert attention.shape == (2, time_steps, time_steps)  # (heads, time, time)
+    np.testing.assert_allclose(attention.sum(axis=-1), 1.0, atol=1e-5)
+    assert header["output_transform"] == "softmax"
+    assert arrays["predictions"].shape == (4, data.shape.num_classes)
+
+
+def test_frame_leaves_training_mode_and_gradients_alone(registry):
+    trainer, data = trained(registry, {"name": "xor"},
+                            [{"type": "dense", "units": 4}, {"type": "dropout", "p": 0.5}])
+    grads = [p.grad.clone() for p in trainer.model.parameters()]
+    assert trainer.model.training
+    snapshot.frame(trainer, data)
+    assert trainer.model.training
+    for before, p in zip(grads, trainer.model.parameters(), strict=True):
+        assert torch.equal(before, p.grad)
+
+
+def test_big_models_send_histograms_but_not_every_weight(registry):
+    trainer, data = trained(registry, {"name": "digits"},
+                            [{"type": "flatten"}, {"type": "dense", "units": 1100}], batches=1)
+    header, arrays = decode(trainer, data)
+    assert header["weights"] is False
+    assert "layer1.weight" not in arrays and "layer1.weight_hist" in arrays
+    assert arrays["layer1.weight_hist"].sum() == 64 * 1100 + 1100
