@@ -15,6 +15,8 @@ from server.spec.job import JobSpec
 from server.stream import wire
 from server.train.trainer import Trainer
 
+B = snapshot.BOUNDARY
+
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> DataRegistry:
@@ -47,7 +49,7 @@ def test_points_xor_every_neuron_heatmap_boundary_weights_histograms(registry):
     assert header["job_id"] == "j" and header["step"] == 5 and header["weights"] is True
     assert s["input.heatmap"] == (3, 20, 20)
     assert s["layer0.heatmap"] == (5, 20, 20) and s["layer1.heatmap"] == (1, 20, 20)
-    assert s["output.boundary"] == (1, 100, 100)
+    assert s["output.boundary"] == (1, B, B)
     assert s["layer0.weight"] == (5, 3) and s["layer0.bias"] == (5,)
     assert s["layer1.weight"] == (1, 5)
     np.testing.assert_array_equal(
@@ -72,9 +74,9 @@ def test_points_circle_boundary_learns_the_circle(registry):
     for _ in range(30):
         trainer.train_epoch()
     header, arrays = decode(trainer, data)
-    after = wire.values(header, arrays, "output.boundary")[0]  # (100, 100) probabilities
+    after = wire.values(header, arrays, "output.boundary")[0]  # (B, B) probabilities
     assert np.abs(after - before).max() > 0.1
-    centre, corner = after[50, 50], after[0, 0]
+    centre, corner = after[B // 2, B // 2], after[0, 0]
     assert abs(centre - corner) > 0.5  # inside and outside the circle differ
 
 
@@ -86,15 +88,15 @@ def test_grid_features_are_computed_once_per_job(registry, monkeypatch):
                         lambda self, xy: calls.append(len(xy)) or original(self, xy))
     for _ in range(3):
         snapshot.frame(trainer, data)
-    assert sorted(calls) == [20 * 20, 100 * 100]
+    assert sorted(calls) == [20 * 20, B * B]
 
 
 def test_multiclass_points_boundary_has_one_map_per_class(registry):
     trainer, data = trained(registry, {"name": "blobs"}, [{"type": "dense", "units": 4}])
     header, arrays = decode(trainer, data)
     assert header["output_transform"] == "softmax"
-    boundary = wire.values(header, arrays, "output.boundary")  # (3, 100, 100)
-    assert boundary.shape == (3, 100, 100)
+    boundary = wire.values(header, arrays, "output.boundary")  # (3, B, B)
+    assert boundary.shape == (3, B, B)
     np.testing.assert_allclose(boundary.sum(axis=0), 1.0, atol=0.02)
 
 

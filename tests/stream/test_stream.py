@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from server.engine import snapshot
 from server.stream import wire
 from tests.stream.conftest import Client, connect, job_spec, run
 
@@ -24,7 +25,8 @@ def check_hello(hello: dict, job_id: str) -> None:
     data = hello["data"]
     assert len(data["points_train"]) == len(data["labels_train"]) > 0
     assert len(data["points_train"][0]) == 2
-    assert data["grid"] == {"x": [-6.0, 6.0], "y": [-6.0, 6.0], "thumbnail": 20, "boundary": 100}
+    assert data["grid"] == {"x": [-6.0, 6.0], "y": [-6.0, 6.0], "thumbnail": 20,
+                            "boundary": snapshot.BOUNDARY}
     for meta in hello["arrays"]:
         assert set(meta) == {"name", "dtype", "shape"}
     assert hello["subscription"] == {"snapshots": True, "hz": 10.0, "metrics": True}
@@ -104,7 +106,7 @@ def test_heatmaps_decode_to_advertised_shapes_and_change_as_training_proceeds(se
                 assert a["layer0.heatmap"].shape == (4, 20, 20)
                 assert a["layer1.heatmap"].shape == (3, 20, 20)
                 assert a["layer2.heatmap"].shape == (1, 20, 20)
-                assert a["output.boundary"].shape == (1, 100, 100)
+                assert a["output.boundary"].shape == (1, snapshot.BOUNDARY, snapshot.BOUNDARY)
                 assert a["layer0.weight"].shape == (4, 2) and a["layer0.bias"].shape == (4,)
                 assert a["layer0.weight_hist"].sum() == 4 * 2 + 4
                 boundary = wire.values(header, a, "output.boundary")
