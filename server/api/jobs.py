@@ -108,6 +108,14 @@ def _check_model(spec: JobSpec, datasets, settings: Settings, batch_size: int) -
     check_model(spec.model, shape, settings, batch_size)
 
 
+def _client_limit(settings: Settings, teacher: bool) -> int | None:
+    """Most running or queued jobs per caller: none for the teacher, nor on an open server
+    (one trusted user; max_running_jobs and max_jobs_total still hold)."""
+    if teacher or settings.is_open:
+        return None
+    return settings.max_active_jobs_per_client
+
+
 def _owner(settings: Settings, token: str | None, request: Request) -> str:
     """Who counts against max_active_jobs_per_client: the caller's token, else its address."""
     if is_teacher(settings, token):
@@ -132,7 +140,7 @@ def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: St
         row = store.create_job(
             token=job_token, owner=owner, spec=spec_json, name=spec.name,
             status="queued" if spec.start else "paused", max_total=settings.max_jobs_total,
-            max_active_for_owner=None if teacher else settings.max_active_jobs_per_client,
+            max_active_for_owner=_client_limit(settings, teacher),
         )
     except LimitReached as exc:
         raise HTTPException(429, str(exc)) from None
@@ -170,10 +178,10 @@ def get_metrics(job: AuthorizedJobDep, store: StoreDep, since: int | None = None
 def control_job(body: ControlRequest, job: AuthorizedJobDep, request: Request,
                 settings: SettingsDep, store: StoreDep, engine: EngineDep,
                 token: TokenDep) -> dict:
-    if body.action == "resume" and job["status"] in ("paused", "completed") \
-            and not is_teacher(settings, token):
+    limit = _client_limit(settings, is_teacher(settings, token))
+    if body.action == "resume" and job["status"] in ("paused", "completed") and limit:
         active = store.count_active(job["owner"])
-        if active >= settings.max_active_jobs_per_client:
+        if active >= limit:
             raise HTTPException(
                 429, f"You already have {active} jobs running or queued, the most allowed; "
                 "pause, stop or delete one first.")

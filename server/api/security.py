@@ -27,6 +27,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import secrets
 import socket
 import time
@@ -52,7 +53,8 @@ ORIGIN_REFUSED = ("Requests from another site are refused; open the playground f
 JOIN_FIRST = "Join the class first: open the playground and enter the class code from your teacher."
 TOO_MANY_REQUESTS = "Too many requests; wait a moment and try again."
 TOO_MANY_STREAMS = "Too many live views open; close another tab of the playground first."
-BODY_TOO_LARGE = "The request is too large for this server."
+BODY_TOO_LARGE = ("The request is larger than this server accepts (PLAYGROUND_MAX_BODY_BYTES); "
+                  "a job spec needs only a few kilobytes.")
 SERVER_FULL = ("The class has as many jobs running or queued as this server allows; "
                "pause or stop one, or wait for one to finish.")
 IDLE_STREAM = "Closed after a long time with nothing sent; reload to watch again"
@@ -63,6 +65,8 @@ CLOSE_IDLE = 4408
 
 # Requests that create something: in class mode they need a student's or the teacher's token.
 CREATING = {("POST", "/api/jobs"), ("POST", "/api/datasets")}
+CONTROL_PATH = re.compile(r"/api/jobs/[^/]+/control/?")  # resume takes a place too
+STREAM_PATH = re.compile(r"/api/jobs/([^/]+)/stream/?")
 UNLIMITED_PREFIXES = ("/static/", "/api/health", "/metrics")
 
 
@@ -278,10 +282,6 @@ class RateLimiter:
 
 # -- the middleware --------------------------------------------------------------------------
 
-class _TooLarge(Exception):
-    pass
-
-
 def _headers(scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
@@ -362,10 +362,14 @@ def _replay(body: bytes):
 
 
 def _starts(body: bytes) -> bool:
-    """Whether a job spec asks to start (its `start` is not false); unreadable: yes."""
+    """Whether a job spec or a control asks to train (a spec's `start` is not false, or the
+    action is resume); unreadable: yes."""
     try:
-        return json.loads(body).get("start", True) is not False
-    except (ValueError, AttributeError):
+        data = json.loads(body)
+        if "action" in data:
+            return data["action"] == "resume"
+        return data.get("start", True) is not False
+    except (ValueError, AttributeError, TypeError):
         return True
 
 
@@ -437,10 +441,10 @@ class Guard:
             await _send_json(send, 429, TOO_MANY_REQUESTS,
                              {"retry-after": str(max(1, math.ceil(wait)))})
             return
-        limit = (settings.max_upload_bytes + 64 * 1024 if path == "/api/datasets"
-                 else settings.max_body_bytes)
+        # Uploads count their own bytes against max_upload_bytes (datasets.py, its own 413).
+        limit = None if path.rstrip("/") == "/api/datasets" else settings.max_body_bytes
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
+        if limit is not None and length.isdigit() and int(length) > limit:
             self._count("body")
             await _send_json(send, 413, BODY_TOO_LARGE, {"connection": "close"})
             return
@@ -451,52 +455,62 @@ class Guard:
             await send({"type": "http.response.body", "body": b""})
             return
         if (method, path.rstrip("/")) in CREATING and not settings.is_open:
-            state = scope["app"].state
             if not (student_name(settings, token) or _is_teacher(settings, token)):
                 self._count("join")
                 await _send_json(send, 401, JOIN_FIRST)
                 return
-            if path.rstrip("/") == "/api/jobs" and not _is_teacher(settings, token):
-                counts = await asyncio.to_thread(state.store.count_by_status)
-                if counts.get("queued", 0) + counts.get("running", 0) >= settings.max_active_jobs:
-                    body = await _read_body(receive, limit)
-                    if body is None:
-                        self._count("body")
-                        await _send_json(send, 413, BODY_TOO_LARGE, {"connection": "close"})
-                        return
-                    if _starts(body):  # a job created paused takes no place
-                        self._count("jobs")
-                        await _send_json(send, 429, SERVER_FULL, {"retry-after": "30"})
-                        return
-                    receive = _replay(body)
+        starts = path.rstrip("/") == "/api/jobs" or CONTROL_PATH.fullmatch(path)
+        if method == "POST" and starts and not settings.is_open \
+                and not _is_teacher(settings, token):
+            store = scope["app"].state.store
+            counts = await asyncio.to_thread(store.count_by_status)
+            if counts.get("queued", 0) + counts.get("running", 0) >= settings.max_active_jobs:
+                body = await _read_body(receive, limit or settings.max_body_bytes)
+                if body is None:
+                    self._count("body")
+                    await _send_json(send, 413, BODY_TOO_LARGE, {"connection": "close"})
+                    return
+                if _starts(body):  # a job created paused, or a pause, takes no place
+                    self._count("jobs")
+                    await _send_json(send, 429, SERVER_FULL, {"retry-after": "30"})
+                    return
+                receive = _replay(body)
         await self._call_counting_body(scope, receive, send, limit)
 
-    async def _call_counting_body(self, scope, receive, send, limit: int) -> None:
+    async def _call_counting_body(self, scope, receive, send, limit: int | None) -> None:
         """Run the app; a body that grows past `limit` without a Content-Length gets a 413."""
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
         seen = 0
-        started = False
+        started = too_large = False
 
         async def counted_receive():
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    too_large = True  # the app sees a client gone; its answer is replaced
+                    return {"type": "http.disconnect"}
             return message
 
         async def watched_send(message):
             nonlocal started
+            if too_large:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, counted_receive, watched_send)
-        except _TooLarge:
+        except Exception:
+            if not too_large:
+                raise
+        if too_large and not started:
             self._count("body")
-            if not started:
-                await _send_json(send, 413, BODY_TOO_LARGE, {"connection": "close"})
+            await _send_json(send, 413, BODY_TOO_LARGE, {"connection": "close"})
 
     async def _websocket(self, scope, receive, send, settings: Settings, headers) -> None:
         if not host_allowed(settings, headers.get("host")) or not origin_allowed(
@@ -522,23 +536,35 @@ class Guard:
         self.sockets[key] = self.sockets.get(key, 0) + 1
         self.sockets_open += 1
         try:
-            await self._run_socket(scope, receive, send, settings.idle_socket_seconds)
+            await self._run_socket(scope, receive, send, settings,
+                                   None if teacher or settings.is_open else token)
         finally:
             self.sockets_open -= 1
             self.sockets[key] -= 1
             if self.sockets[key] <= 0:
                 del self.sockets[key]
 
-    async def _run_socket(self, scope, receive, send, idle_seconds: float) -> None:
-        """Run the app's websocket; close it (4408) when the client sends nothing for long."""
+    async def _run_socket(self, scope, receive, send, settings: Settings,
+                          limited: str | None) -> None:
+        """Run the app's websocket; close it (4408) when the client sends nothing for long.
+        For a student (`limited`), a `resume` past max_active_jobs is answered with an error
+        frame and never reaches the stream, as POST .../control would answer 429."""
+        idle_seconds = settings.idle_socket_seconds
         last = time.monotonic()
         closed = False
 
         async def noted_receive():
             nonlocal last
-            message = await receive()
-            last = time.monotonic()
-            return message
+            while True:
+                message = await receive()
+                last = time.monotonic()
+                refusal = None
+                if limited is not None and message["type"] == "websocket.receive":
+                    refusal = await self._refuse_resume(scope, settings, message.get("text"))
+                if refusal is None:
+                    return message
+                self._count("jobs")
+                await guarded_send({"type": "websocket.send", "text": json.dumps(refusal)})
 
         async def guarded_send(message):
             if not closed:
@@ -564,6 +590,27 @@ class Guard:
                 with contextlib.suppress(BaseException):
                     await dog
 
+    async def _refuse_resume(self, scope, settings: Settings, text: str | None) -> dict | None:
+        """The error frame for a stream `resume` that the job limits refuse, else None."""
+        if not text or '"resume"' not in text:
+            return None
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or (body.get("type"), body.get("action")) != (
+                "control", "resume"):
+            return None
+        match = STREAM_PATH.fullmatch(scope["path"])
+        if match is None:
+            return None
+        message = await asyncio.to_thread(_resume_refusal, scope["app"].state.store, settings,
+                                          match.group(1))
+        if message is None:
+            return None
+        return {"type": "error", "job_id": match.group(1), "message": message,
+                "request": "control", "id": body.get("id")}
+
     async def _lifespan(self, scope, receive, send) -> None:
         """Pass the lifespan through; run the sweeper between start-up and shutdown."""
         task: asyncio.Task | None = None
@@ -583,6 +630,18 @@ class Guard:
             return message
 
         await self.app(scope, watched_receive, watched_send)
+
+
+def _resume_refusal(store, settings: Settings, job_id: str) -> str | None:
+    """SERVER_FULL when resuming this job would pass max_active_jobs, else None (store reads:
+    call off the loop). The per-student limit is the stream's own (api/stream.py)."""
+    job = store.get_job(job_id)
+    if job is None or job["status"] not in ("paused", "completed"):
+        return None
+    counts = store.count_by_status()
+    if counts.get("queued", 0) + counts.get("running", 0) >= settings.max_active_jobs:
+        return SERVER_FULL
+    return None
 
 
 def _is_teacher(settings: Settings, token: str | None) -> bool:

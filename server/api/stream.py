@@ -16,7 +16,7 @@ import json
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from server.api.deps import JOB_NOT_FOUND, authorize_job, bearer_token
+from server.api.deps import JOB_NOT_FOUND, authorize_job, bearer_token, is_teacher
 from server.engine import snapshot
 from server.spec.job import JobPatch, JobSpec
 from server.stream.hub import CLOSE_TIMEOUT, ClientGone, Subscription, frame_layout
@@ -74,7 +74,8 @@ async def stream(websocket: WebSocket, job_id: str, token: str | None = None) ->
         hello = await _hello(state, job, channel)
         await websocket.send_text(json.dumps(hello, allow_nan=False, default=str))
         pump = asyncio.create_task(channel.pump(websocket.send_text, websocket.send_bytes))
-        reader = asyncio.create_task(_read(websocket, engine, hub, channel))
+        limit = _ResumeLimit(store, settings, job["owner"], token)
+        reader = asyncio.create_task(_read(websocket, engine, hub, channel, limit))
         done: set = set()
         while not done:
             # The pump may be stuck in a send to a client that reads nothing: watch it from here.
@@ -151,7 +152,32 @@ def _describe(datasets, spec: JobSpec) -> dict:
             "class_names": shape.class_names, "data": snapshot.describe(dataset)}
 
 
-async def _read(websocket: WebSocket, engine, hub, channel) -> None:
+class _ResumeLimit:
+    """The per-caller limit of running jobs that `POST .../control` applies to a resume."""
+
+    def __init__(self, store, settings, owner: str, token: str | None) -> None:
+        self.store, self.settings, self.owner, self.token = store, settings, owner, token
+
+    def check(self, job_id: str) -> None:
+        """Raises HTTPException(429) with the sentence the REST route would give."""
+        job = self.store.get_job(job_id)
+        if job is None or job["status"] not in ("paused", "completed"):
+            return
+        if is_teacher(self.settings, self.token):
+            return
+        active = self.store.count_active(self.owner)
+        if active >= self.settings.max_active_jobs_per_client:
+            raise HTTPException(429, f"You already have {active} jobs running or queued, the most "
+                                "allowed; pause, stop or delete one first.")
+
+
+async def _control(engine, limit: _ResumeLimit, job_id: str, action: str) -> None:
+    if action == "resume":
+        await asyncio.to_thread(limit.check, job_id)
+    await asyncio.wrap_future(engine.control(job_id, action))
+
+
+async def _read(websocket: WebSocket, engine, hub, channel, limit: _ResumeLimit) -> None:
     """Client to server until the socket closes; every bad message is answered, none closes."""
     while True:
         message = await websocket.receive()
@@ -169,7 +195,7 @@ async def _read(websocket: WebSocket, engine, hub, channel) -> None:
             if not isinstance(body, dict):
                 raise BadMessage("a message must be a JSON object with a 'type'")
             request, request_id = body.get("type"), body.get("id")
-            outcome = _handle(body, engine, hub, channel)
+            outcome = _handle(body, engine, hub, channel, limit)
             if outcome is not None:
                 future, reply = outcome
                 reply = {"type": "reply", "job_id": channel.job_id, "request": request,
@@ -192,17 +218,19 @@ def _error(channel, message: str, request: object, request_id: object) -> dict:
             "request": request if isinstance(request, str) else None, "id": request_id}
 
 
-async def _answer(future, reply: dict, channel) -> None:
+async def _answer(work, reply: dict, channel) -> None:
     """Reply once the engine has done what a control or set asked, or say why it could not."""
     try:
-        await asyncio.wrap_future(future)
+        await (work if asyncio.iscoroutine(work) else asyncio.wrap_future(work))
+    except HTTPException as exc:
+        channel.push_text(_error(channel, str(exc.detail), reply["request"], reply["id"]))
     except Exception as exc:  # JobNotFound, Conflict, EngineStopped: sentences for the user
         channel.push_text(_error(channel, str(exc), reply["request"], reply["id"]))
     else:
         channel.push_text(reply)
 
 
-def _handle(body: dict, engine, hub, channel) -> tuple | None:
+def _handle(body: dict, engine, hub, channel, limit: _ResumeLimit) -> tuple | None:
     """Act on one client message: None for `ack`, else (engine future or None, reply fields)."""
     kind = body.get("type")
     fields = {k: v for k, v in body.items() if k not in ("type", "id")}
@@ -214,7 +242,7 @@ def _handle(body: dict, engine, hub, channel) -> tuple | None:
         if action not in CONTROL_ACTIONS or set(fields) != {"action"}:
             raise BadMessage(f"control needs an action, one of: {', '.join(CONTROL_ACTIONS)}; "
                              f"got {json.dumps(fields)}")
-        return engine.control(channel.job_id, action), {"action": action}
+        return _control(engine, limit, channel.job_id, action), {"action": action}
     if kind == "set":
         try:
             patch = JobPatch.model_validate(fields)

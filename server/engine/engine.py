@@ -90,6 +90,7 @@ class _Job:
     dataset: Any = None
     charge: float = 0.0  # device seconds used: the scheduler's virtual clock
     slices: int = 0
+    last_used: float = 0.0  # monotonic time its trainer was last needed
     cost_key: str = ""  # jobs with the same key share a step cost (_cost_key)
     seconds_per_batch: float = 0.0  # moving average, to size the next slice
     dirty: bool = False  # trained since the last checkpoint
@@ -142,6 +143,7 @@ class Engine:
         self._on_event: Callable[[dict], None] | None = None
         self._frame_fn: Callable | None = None
         self._frame_import_failed = False
+        self._last_trim = 0.0
         self._wall_clock = self.device.type == "cuda"
 
     @staticmethod
@@ -248,6 +250,7 @@ class Engine:
                     self._run_slice(job)
                 self._send_frames()
                 self._checkpoint_due()
+                self._trim_idle_trainers()
             except Exception:  # a bug here must not stop every job: log it and go on
                 log.exception("engine loop error")
                 time.sleep(0.05)
@@ -270,6 +273,8 @@ class Engine:
             return not self._stopping
         while True:
             if item is None or self._stopping:
+                if item is not None:
+                    item[2].set_exception(EngineStopped("The training engine stopped."))
                 return False
             name, args, future = item
             if future.set_running_or_notify_cancel():
@@ -420,6 +425,7 @@ class Engine:
     def _ensure_trainer(self, job: _Job) -> Any:
         """The job's trainer, built (and loaded from its checkpoint) on first use; None and
         the job failed if that is impossible."""
+        job.last_used = time.monotonic()
         if job.trainer is not None:
             return job.trainer
         try:
@@ -517,6 +523,24 @@ class Engine:
         job.dirty = False
         job.last_checkpoint = time.monotonic()
         self.store.update_job(job.id, epoch=job.epoch, step=job.step)
+
+    def _trim_idle_trainers(self) -> None:
+        """Keep at most settings.max_running_jobs trainers of paused, unwatched jobs in memory;
+        the least recently used others are checkpointed and freed (they reload on use)."""
+        now = time.monotonic()
+        if now - self._last_trim < 1.0:
+            return
+        self._last_trim = now
+        idle = [j for j in self._jobs.values()
+                if j.trainer is not None and j.status == "paused" and not j.subscribers]
+        extra = len(idle) - self.settings.max_running_jobs
+        if extra <= 0:
+            return
+        for job in sorted(idle, key=lambda j: j.last_used)[:extra]:
+            if job.dirty:
+                self._checkpoint(job)
+            if not job.dirty:  # a failed checkpoint keeps the trainer
+                self._free(job)
 
     def _checkpoint_due(self) -> None:
         now = time.monotonic()
@@ -642,6 +666,10 @@ class Engine:
             if trainer is None:
                 raise Conflict("This job could not be loaded again; reset it.")
             _set_trainer_epochs(trainer, limit)
+            if trainer.finished:
+                reason = getattr(trainer, "stop_reason", None) or "its stopping rule"
+                raise Conflict(f"This job has completed ({str(reason).replace('_', ' ')}); "
+                               "reset it to train it again.")
         self._start(job)
 
     def _action_step(self, job: _Job, unit: str) -> None:
@@ -719,7 +747,9 @@ class Engine:
             trainer = self._ensure_trainer(job)
             if trainer is not None:
                 _apply_training_patch(trainer, training)
-                job.dirty = True
+                # At once: a checkpoint from before the change would bring the old settings
+                # back after a restart while the stored spec shows the new ones.
+                self._checkpoint(job)
         return spec
 
     def _cmd_delete(self, job_id: str) -> None:

@@ -1,10 +1,12 @@
 """What a snapshot frame holds, per kind of data (docs/STREAM.md), computed in the engine thread.
 
-`frame(trainer, dataset, options) -> bytes` runs the model in eval mode without gradients on
-inputs fixed per job (the heatmap grids for 2-D points, a few sample images or sequences),
-cached in a `Context` so that nothing but the forward passes repeats per frame, and encodes the
-result with `server.stream.wire`. `describe(dataset)` gives the data the client draws under it
-(hello's `data`), choosing the same samples. Nothing here knows about sockets or pacing.
+`frame(trainer, dataset, options) -> bytes` runs the model without gradients (in eval mode
+when it has dropout or batchnorm) on inputs fixed per job (the heatmap grids for 2-D points, a
+few sample images or sequences), cached in a `Context` with the model's layout so that only the
+forward passes repeat per frame, and encodes the result with `server.stream.wire`.
+`describe(dataset)` gives the data the client draws under it (hello's `data`), choosing the
+same samples. `budget` (a `FrameBudget`) is what the engine asks before a frame that training
+made due, so that frames stay a small share of its time. Nothing here knows about sockets.
 
 Layer `i` is the index in `Network.layer_specs` (the appended output layer last), which is
 also the index of `captures` from `Network.forward(x, capture=True)`.

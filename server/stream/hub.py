@@ -242,7 +242,11 @@ class Hub:
                 channel.push_points(points)
         elif kind in ("status", "error"):
             message = {k: v for k, v in event.items() if k != "data"}
+            if kind == "error":  # the job's own failure: it answers no client message
+                message = {"request": None, "id": None, **message}
             for channel in watchers:
+                if kind == "status" and (event.get("epoch") or 0) < channel.min_epoch:
+                    channel.min_epoch = float("-inf")  # a reset: epochs count from 1 again
                 channel.push_text(message)
                 if kind == "status" and event.get("status") == "deleted":
                     channel.close(4404, "Job not found")

@@ -3,6 +3,8 @@ delete what. Every cell of the matrix is asserted, with the exact status (and cl
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from server.api import classroom, security
@@ -200,3 +202,16 @@ def test_tokens_are_signed(tmp_path):
     assert not security.is_teacher_session(settings, token)
     changed = settings.model_copy(update={"teacher_password": "another-one"})
     assert not security.is_teacher_session(changed, session)  # new password: signed out
+
+
+def test_student_plays_and_pauses_over_the_stream(room, cast):
+    job = room.create(cast["ada"], start=False)["id"]
+    with room.ws(job, cast["ada"]) as ws:
+        assert json.loads(ws.recv(timeout=15))["type"] == "hello"
+        for n, action in enumerate(("resume", "pause")):
+            ws.send(json.dumps({"type": "control", "action": action, "id": n}))
+            while True:
+                message = ws.recv(timeout=15)
+                if isinstance(message, str) and json.loads(message)["type"] in ("reply", "error"):
+                    break
+            assert json.loads(message)["ok"] is True, message

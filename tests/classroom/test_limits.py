@@ -46,6 +46,17 @@ def statuses(room, token) -> list[str]:
         return sorted(j["status"] for j in c.get("/api/jobs").json()["jobs"])
 
 
+def stream_resume(room, job_id: str, token: str) -> dict:
+    """Send `resume` over the job's stream; the reply or error that answers it."""
+    with room.ws(job_id, token) as ws:
+        assert json.loads(ws.recv(timeout=15))["type"] == "hello"
+        ws.send(json.dumps({"type": "control", "action": "resume", "id": 7}))
+        while True:
+            message = ws.recv(timeout=15)
+            if isinstance(message, str) and json.loads(message)["type"] in ("error", "reply"):
+                return json.loads(message)
+
+
 def test_job_limits_per_student_and_in_total(tight):
     ada, bob, teacher = tight.join("Ada"), tight.join("Bob"), tight.teacher()
     tight.create(ada)
@@ -57,19 +68,30 @@ def test_job_limits_per_student_and_in_total(tight):
         assert paused.status_code == 201  # a paused job takes no place
         r = c.post(f"/api/jobs/{paused.json()['id']}/control", json={"action": "resume"})
         assert (r.status_code, r.json()["detail"]) == (429, PER_STUDENT)
+    # The same resume over the job's stream (how the page plays) is refused the same way.
+    assert stream_resume(tight, paused.json()["id"], ada) == {
+        "type": "error", "job_id": paused.json()["id"], "message": PER_STUDENT,
+        "request": "control", "id": 7}
+    with tight.http(ada) as c:
+        assert c.get(f"/api/jobs/{paused.json()['id']}").json()["status"] == "paused"
     tight.create(bob)  # the class's third running or queued job: the server's limit
     with tight.http(bob) as c:
         r = c.post("/api/jobs", json=SPEC)
         assert (r.status_code, r.json()["detail"]) == (429, security.SERVER_FULL)
         assert int(r.headers["retry-after"]) > 0
+        waiting = c.post("/api/jobs", json={**SPEC, "start": False}).json()["id"]
+        r = c.post(f"/api/jobs/{waiting}/control", json={"action": "resume"})
+        assert (r.status_code, r.json()["detail"]) == (429, security.SERVER_FULL)
+        assert stream_resume(tight, waiting, bob)["message"] == security.SERVER_FULL
+        assert c.post(f"/api/jobs/{waiting}/control", json={"action": "stop"}).status_code == 200
     tight.create(teacher, start=False)  # the teacher is never locked out
     # Nothing lost: exactly the accepted jobs exist, in the states they were given.
     assert statuses(tight, ada) == ["paused", "queued", "running"] or \
         statuses(tight, ada) == ["paused", "queued", "queued"]
-    assert len(statuses(tight, bob)) == 1
+    assert statuses(tight, bob) in (["running", "stopped"], ["queued", "stopped"])
     with tight.http(teacher) as c:
         jobs = c.get("/api/class/jobs").json()["jobs"]
-    assert sorted(j["student"] or "-" for j in jobs) == ["-", "Ada", "Ada", "Ada", "Bob"]
+    assert sorted(j["student"] or "-" for j in jobs) == ["-", "Ada", "Ada", "Ada", "Bob", "Bob"]
 
 
 def test_epochs_and_parameters_per_job(tight):
@@ -98,7 +120,7 @@ def test_body_and_upload_size(tight):
                 yield b" " * 1000
 
         r = c.post("/api/jobs", content=chunks(), headers={"Content-Type": "application/json"})
-        assert r.status_code == 413
+        assert (r.status_code, r.json()["detail"]) == (413, security.BODY_TOO_LARGE)
         csv = "x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(400))
         assert len(csv) > 2048
         r = c.post("/api/datasets", files={"file": ("big.csv", csv, "text/csv")},

@@ -105,7 +105,7 @@ def test_build_play_watch_change_learning_rate_and_pause(server, playground, art
     assert first_len >= 1 and first_pixels != before
     wait_until(lambda: chart_length(page) > first_len + 2, 20, "more loss points")
     assert epoch(page) > first_epoch
-    assert output_pixels(page) != first_pixels
+    wait_until(lambda: output_pixels(page) != first_pixels, 10, "the output heatmap to change")
     assert page.evaluate("() => window.__frameStats.count") >= 2
 
     # The learning rate changes on the running job, without a new job.
@@ -124,6 +124,7 @@ def test_build_play_watch_change_learning_rate_and_pause(server, playground, art
     # Pause stops the counter.
     page.click("#play")
     wait_until(lambda: job(page)["status"] == "paused", 10, "paused")
+    time.sleep(0.5)  # metrics of the last epochs before the pause may still be on their way
     stopped_at = epoch(page)
     time.sleep(1.2)
     assert epoch(page) == stopped_at

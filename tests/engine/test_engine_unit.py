@@ -281,3 +281,17 @@ def test_delete_frees_the_job_and_its_files(rig):
     assert rig.store.get_job(job) is None and not rig.store.checkpoint_path(job).exists()
     assert rig.engine.progress(job) is None
     assert rig.events[-1]["status"] == "deleted"
+
+
+def test_idle_trainers_beyond_the_limit_are_freed_and_reload_from_their_checkpoint(tmp_path):
+    rig = Rig(tmp_path, max_running_jobs=1)
+    try:
+        jobs = [rig.create(start=False) for _ in range(3)]
+        for job in jobs:
+            rig.engine.control(job, "step", "epoch").result(10)
+        rig.wait(lambda: sum(rig.engine._jobs[j].trainer is not None for j in jobs) <= 1)
+        rig.engine.control(jobs[0], "step").result(10)
+        assert rig.engine.progress(jobs[0])["step"] == BATCHES_PER_EPOCH + 1
+        assert [r["epoch"] for r in rig.store.history(jobs[0])] == [1]
+    finally:
+        rig.close()

@@ -118,7 +118,8 @@ def test_three_concurrent_jobs_progress_within_ten_percent(server):
 
 
 def test_sigkill_mid_training_keeps_every_history_and_the_job_resumes(tmp_path):
-    env = {"PLAYGROUND_CHECKPOINT_SECONDS": "0.3"}
+    # Checkpoints every 50 ms: the kill often lands in the middle of writing one.
+    env = {"PLAYGROUND_CHECKPOINT_SECONDS": "0.05"}
     data = tmp_path / "data"
     live = start_server(data, env=env)
     with live.client() as client:
@@ -131,6 +132,7 @@ def test_sigkill_mid_training_keeps_every_history_and_the_job_resumes(tmp_path):
     live.kill()  # SIGKILL: no shutdown, no last checkpoint
     live = start_server(data, env=env)
     try:
+        assert not list((data / "checkpoints").glob(".*"))  # no half-written file is left
         with live.client() as client:
             again = get(client, job["id"])
             assert again["status"] == "paused"

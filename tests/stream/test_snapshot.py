@@ -177,3 +177,14 @@ def test_big_models_send_histograms_but_not_every_weight(registry):
     assert header["weights"] is False
     assert "layer1.weight" not in arrays and "layer1.weight_hist" in arrays
     assert arrays["layer1.weight_hist"].sum() == 64 * 1100 + 1100
+
+
+def test_tabular_iris_predictions_for_the_fixed_samples(registry):
+    trainer, data = trained(registry, {"name": "iris"}, [{"type": "dense", "units": 6}])
+    header, arrays = decode(trainer, data)
+    assert header["kind"] == "tabular"
+    assert arrays["predictions"].shape == (4, 3)
+    np.testing.assert_allclose(arrays["predictions"].sum(axis=1), 1.0, atol=1e-5)
+    described = snapshot.describe(data)
+    assert np.array(described["samples"]["inputs"]).shape == (4, 4)
+    assert described["samples"]["targets"][:3] == [0, 1, 2]

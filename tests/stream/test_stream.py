@@ -155,6 +155,10 @@ def test_controls_and_set_work_over_the_socket(server, jobs):
             await c.send({"type": "control", "action": "reset"})
             status = await c.next("status", where=lambda m: m["status"] == "paused")
             assert status["epoch"] == 0 and status["step"] == 0
+            await c.send({"type": "control", "action": "resume"})
+            # after a reset the curves start again from epoch 1
+            metrics = await c.next("metrics", where=lambda m: m["points"][0]["epoch"] == 1)
+            assert [p["epoch"] for p in metrics["points"]][:2] in ([1], [1, 2])
 
     run(main())
     with server.client() as http:
@@ -206,6 +210,11 @@ def test_reconnect_gets_the_full_history_then_continues(server, jobs):
             await c.next("metrics", where=lambda m: m["points"][-1]["epoch"] >= len(history) + 3)
             everything = history + c.points()
             assert [p["epoch"] for p in everything] == list(range(1, len(everything) + 1))
+            # a reset starts the curves again, also for a client that came with a history
+            await c.send({"type": "control", "action": "reset"})
+            await c.next("status", where=lambda m: m["epoch"] == 0)
+            metrics = await c.next("metrics", where=lambda m: m["points"][0]["epoch"] == 1)
+            assert metrics["points"][0]["step"] > 0
 
     run(main())
 
@@ -266,3 +275,30 @@ def test_message_order_has_hello_first(server, jobs):
             assert isinstance(first, str) and json.loads(first)["type"] == "hello"
 
     run(main())
+
+
+def test_server_shutdown_closes_streams_and_does_not_hang(fresh_server):
+    import signal
+    import time
+
+    import websockets
+
+    with fresh_server.client() as http:
+        job_id = http.post("/api/jobs", json=job_spec()).json()["id"]
+
+    async def main():
+        async with connect(fresh_server, job_id) as ws:
+            c = Client(ws)
+            await c.recv()
+            await c.next("snapshot")
+            fresh_server.process.send_signal(signal.SIGTERM)
+            try:
+                while True:
+                    await c.recv(timeout=15)
+            except websockets.ConnectionClosed as exc:
+                return exc.rcvd.code if exc.rcvd else None
+
+    start = time.monotonic()
+    assert run(main()) in (1001, 1012)  # uvicorn says 1012 (restart) before the hub can
+    fresh_server.process.wait(timeout=20)
+    assert time.monotonic() - start < 20

@@ -153,8 +153,15 @@ export class SequencesView {
       entry = { el, canvases };
       this.attention.set(name, entry);
     }
-    // Weights are in [0, 1]: white to blue.
-    for (let h = 0; h < heads; h++) drawFloatGrid(entry.canvases[h], array.data, h * t1 * t2, t1, t2, 1);
+    // Weights are in [0, 1]: white to blue, scaled to each head's largest weight so that a
+    // head spread over many keys still shows where it looks most.
+    const n = t1 * t2;
+    for (let h = 0; h < heads; h++) {
+      let top = 1e-9;
+      for (let k = h * n; k < (h + 1) * n; k++) top = Math.max(top, array.data[k]);
+      drawFloatGrid(entry.canvases[h], array.data, h * n, t1, t2, top);
+      entry.canvases[h].title = `head ${h + 1}: darkest = weight ${top.toFixed(2)}`;
+    }
   }
 
   drawHidden(name, array) {
