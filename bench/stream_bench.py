@@ -101,16 +101,25 @@ async def watch(url: str, job_id: str, until: float, mode: str = "healthy", hz: 
     return got
 
 
-def tax(http: httpx.Client, url: str, seconds: float, pairs: int = 6) -> tuple:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the server process has used: steps per CPU second measure the
+    tax even when other work on the machine takes the cores away (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tax(http: httpx.Client, url: str, seconds: float, pid: int, pairs: int = 6) -> tuple:
     """Steps/s with snapshots off and on (10 Hz) for one job, in alternating windows on one
     connection (`subscribe` toggles the engine's subscription), so load from elsewhere on the
-    machine falls on both. Returns the means and the median of the per-pair ratios."""
+    machine falls on both. Returns the mean steps/s, frames/s, the median of the per-pair
+    ratios, and the ratio of steps per server CPU second (streamed / plain)."""
     job_id = http.post("/api/jobs", json=SPEC).json()["id"]
     window = max(seconds / 2, 1.0)
     ws_url = url.replace("http://", "ws://") + f"/api/jobs/{job_id}/stream"
 
     async def run() -> tuple[list[float], list[float], float]:
         plain, streamed, frames, streaming_time = [], [], 0, 0.0
+        per_cpu = {False: [0, 0.0], True: [0, 0.0]}  # steps, server CPU seconds
         async with websockets.connect(ws_url, max_size=2**24) as ws:
             await ws.recv()  # hello
             await asyncio.sleep(2.0)  # warm up: the trainer is built, the step time settles
@@ -120,6 +129,7 @@ def tax(http: httpx.Client, url: str, seconds: float, pairs: int = 6) -> tuple:
                 await ws.send(json.dumps({"type": "subscribe", "snapshots": on, "hz": 10}))
                 await asyncio.sleep(0.3)
                 s0, t0 = await asyncio.to_thread(steps, http, job_id), time.monotonic()
+                c0 = cpu_seconds(pid)
                 end = asyncio.get_running_loop().time() + window
                 while (left := end - asyncio.get_running_loop().time()) > 0:
                     try:
@@ -131,6 +141,8 @@ def tax(http: httpx.Client, url: str, seconds: float, pairs: int = 6) -> tuple:
                         await ws.send('{"type": "ack"}')
                 s1 = await asyncio.to_thread(steps, http, job_id)
                 elapsed = time.monotonic() - t0
+                per_cpu[on][0] += s1 - s0
+                per_cpu[on][1] += cpu_seconds(pid) - c0
                 if on:
                     streaming_time += elapsed
                 return (s1 - s0) / elapsed
@@ -138,22 +150,26 @@ def tax(http: httpx.Client, url: str, seconds: float, pairs: int = 6) -> tuple:
             for _ in range(pairs):
                 plain.append(await measure(False))
                 streamed.append(await measure(True))
-        return plain, streamed, frames / max(streaming_time, 1e-9)
+        cpu_ratio = ((per_cpu[True][0] / max(per_cpu[True][1], 1e-9))
+                     / max(per_cpu[False][0] / max(per_cpu[False][1], 1e-9), 1e-9))
+        return plain, streamed, frames / max(streaming_time, 1e-9), cpu_ratio
 
-    plain, streamed, fps = asyncio.run(run())
+    plain, streamed, fps, cpu_ratio = asyncio.run(run())
     http.delete(f"/api/jobs/{job_id}")
     ratios = [b / a for a, b in zip(plain, streamed, strict=True) if a > 0]
-    return statistics.mean(plain), statistics.mean(streamed), fps, statistics.median(ratios)
+    return (statistics.mean(plain), statistics.mean(streamed), fps, statistics.median(ratios),
+            cpu_ratio)
 
 
-def crowd(http: httpx.Client, url: str, seconds: float, n: int = 30) -> dict:
+def crowd(http: httpx.Client, url: str, seconds: float, pid: int, n: int = 30) -> dict:
     ids = [http.post("/api/jobs", json=SPEC).json()["id"] for _ in range(n)]
     time.sleep(3.0)
     before = [steps(http, j) for j in ids]
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), cpu_seconds(pid)
     time.sleep(seconds / 2)
-    alone = sum(steps(http, j) for j in ids) - sum(before)
-    alone /= time.monotonic() - t0
+    alone_steps = sum(steps(http, j) for j in ids) - sum(before)
+    alone = alone_steps / (time.monotonic() - t0)
+    alone_per_cpu = alone_steps / max(cpu_seconds(pid) - c0, 1e-9)
 
     async def run() -> tuple[list[dict], list[int], list[int], float]:
         loop = asyncio.get_running_loop()
@@ -163,13 +179,13 @@ def crowd(http: httpx.Client, url: str, seconds: float, n: int = 30) -> dict:
                                                                                strict=True)]
         await asyncio.sleep(1.5)
         before = await asyncio.to_thread(lambda: [steps(http, j) for j in ids])
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), cpu_seconds(pid)
         await asyncio.sleep(seconds)
         after = await asyncio.to_thread(lambda: [steps(http, j) for j in ids])
-        elapsed = time.monotonic() - t0
-        return await asyncio.gather(*tasks), before, after, elapsed
+        elapsed, cpu = time.monotonic() - t0, cpu_seconds(pid) - c0
+        return await asyncio.gather(*tasks), before, after, elapsed, cpu
 
-    results, before, after, elapsed = asyncio.run(run())
+    results, before, after, elapsed, cpu = asyncio.run(run())
     for j in ids:
         http.delete(f"/api/jobs/{j}")
     healthy = results[2:]
@@ -180,6 +196,7 @@ def crowd(http: httpx.Client, url: str, seconds: float, n: int = 30) -> dict:
         "age_p95": ages[int(len(ages) * 0.95)] if ages else float("nan"),
         "steps": [(b - a) / elapsed for a, b in zip(before, after, strict=True)],
         "frozen": results[0], "slow": results[1], "alone": alone,
+        "cpu_ratio": (sum(after) - sum(before)) / max(cpu, 1e-9) / max(alone_per_cpu, 1e-9),
         "bytes": statistics.mean(r["bytes"] / max(r["frames"], 1) for r in healthy),
     }
 
@@ -222,14 +239,16 @@ def main() -> None:
         proc, url = start_server(Path(tmp))
         try:
             with httpx.Client(base_url=url, timeout=30) as http:
-                plain, streamed, fps, ratio = tax(http, url, args.seconds)
+                plain, streamed, fps, ratio, cpu_ratio = tax(http, url, args.seconds, proc.pid)
                 print("one job (spiral, 2x8 tanh, batch 10)")
                 print(f"  steps/s, no subscriber:          {plain:9.0f}")
                 print(f"  steps/s, one subscriber at 10 Hz: {streamed:9.0f}   "
                       f"({fps:.1f} frames/s received)")
                 print(f"  ratio (streaming tax):            {streamed / plain:9.2f}   "
                       f"(median of 6 alternating pairs: {ratio:.2f})")
-                c = crowd(http, url, args.seconds * 1.6)
+                print(f"  ratio of steps per server CPU second: {cpu_ratio:.2f}   (the tax without "
+                      "the noise of other work on the machine)")
+                c = crowd(http, url, args.seconds * 1.6, proc.pid)
                 fps_sorted = sorted(c["fps"])
                 print("30 jobs, one client each: 1 frozen, 1 slow (300 ms per frame), 28 healthy")
                 print(f"  healthy frames/s per client:  min {fps_sorted[0]:.2f}  median "
@@ -240,6 +259,8 @@ def main() -> None:
                 print(f"  steps/s per job:              min {st[0]:.0f}  median "
                       f"{statistics.median(st):.0f}  max {st[-1]:.0f}  (total {sum(st):.0f}; "
                       f"{c['alone']:.0f} with no client just before)")
+                print(f"  steps per server CPU second, with clients / without: "
+                      f"{c['cpu_ratio']:.2f}")
                 print(f"  frozen client: {c['frozen']['frames']} frame(s), closed with "
                       f"{c['frozen']['closed']};  slow client: {c['slow']['frames']} frames, "
                       f"closed with {c['slow']['closed']}")

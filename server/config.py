@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ENV_PREFIX = "PLAYGROUND_"
 # Read by the install and start scripts (scripts/), not by the server; allowed beside settings.
 SCRIPT_VARIABLES = frozenset({"PLAYGROUND_VENV", "PLAYGROUND_TORCH_INDEX"})
+# Never echoed in an error message (it would land in the logs).
+SECRET_FIELDS = frozenset({"teacher_password", "teacher_token"})
 
 
 class Settings(BaseModel):
@@ -186,7 +188,8 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: object
         problems = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{ENV_PREFIX}{field.upper()}={values.get(field)!r}: {err['msg']}")
+            shown = "(hidden)" if field in SECRET_FIELDS else repr(values.get(field))
+            problems.append(f"{ENV_PREFIX}{field.upper()}={shown}: {err['msg']}")
         raise SettingsError("bad setting: " + "; ".join(problems)) from None
 
 

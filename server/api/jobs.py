@@ -28,7 +28,7 @@ from server.api.deps import (
 )
 from server.config import Settings
 from server.engine.engine import Conflict, EngineStopped, JobNotFound
-from server.engine.export import FORMATS
+from server.export import FORMATS, ExportError
 from server.spec.errors import SpecError
 from server.spec.job import JobPatch, JobSpec
 from server.store import LimitReached, finite
@@ -58,6 +58,8 @@ def _wait(future: Future):
         raise HTTPException(404, "Job not found") from None
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
+    except ExportError as exc:
+        raise HTTPException(422, exc.detail()) from None
     except (EngineStopped, FutureTimeout):
         raise HTTPException(503, ENGINE_BUSY) from None
 
@@ -105,7 +107,7 @@ def _check_model(spec: JobSpec, datasets, settings: Settings, batch_size: int) -
     shape = datasets.describe(spec.dataset)
     from server.nn.check import check_model
 
-    check_model(spec.model, shape, settings, batch_size)
+    check_model(spec.model, shape, settings, batch_size, loss=spec.training.loss)
 
 
 def _client_limit(settings: Settings, teacher: bool) -> int | None:

@@ -49,7 +49,7 @@ from typing import Any
 
 import torch
 
-from server.engine.export import FORMATS
+from server.export import FORMATS
 from server.store import Store, finite
 
 log = logging.getLogger("playground.engine")
@@ -205,7 +205,7 @@ class Engine:
         return self._submit("unsubscribe", job_id, subscriber)
 
     def export(self, job_id: str, format: str) -> Future:
-        """The trained model as a file in `format` (a key of export.FORMATS); resolves to
+        """The trained model as a file in `format` (a key of server.export.FORMATS); resolves to
         bytes."""
         return self._submit("export", job_id, format)
 

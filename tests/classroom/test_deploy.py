@@ -198,3 +198,12 @@ def test_lists_from_the_environment():
                                   "PLAYGROUND_ALLOWED_ORIGINS": "https://A.example"})
     assert settings.allowed_hosts == ("a.example", "b.example")
     assert settings.allowed_origins == ("https://a.example",)
+
+
+def test_a_bad_password_is_not_echoed():
+    from server.config import SettingsError
+
+    with pytest.raises(SettingsError) as error:
+        settings_from_env({"PLAYGROUND_TEACHER_PASSWORD": "abc"})
+    assert "PLAYGROUND_TEACHER_PASSWORD=(hidden)" in str(error.value)
+    assert "abc" not in str(error.value)

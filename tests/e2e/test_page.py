@@ -101,8 +101,9 @@ def test_build_play_watch_change_learning_rate_and_pause(server, playground, art
     j = job(page)
     assert j and j["status"] == "running"
     # Curves grow and the output heatmap changes while it trains.
+    wait_until(lambda: chart_length(page) >= 1 and output_pixels(page) != before, 10,
+               "a loss point and a drawn frame")
     first_len, first_epoch, first_pixels = chart_length(page), epoch(page), output_pixels(page)
-    assert first_len >= 1 and first_pixels != before
     wait_until(lambda: chart_length(page) > first_len + 2, 20, "more loss points")
     assert epoch(page) > first_epoch
     wait_until(lambda: output_pixels(page) != first_pixels, 10, "the output heatmap to change")
