@@ -46,7 +46,7 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     env = {**os.environ, "PLAYGROUND_MAX_ACTIVE_JOBS_PER_CLIENT": "100",
            "PLAYGROUND_MAX_SOCKETS_PER_CLIENT": "100",
-           "PLAYGROUND_CLIENT_TIMEOUT_SECONDS": "5"}
+           "PLAYGROUND_CLIENT_TIMEOUT_SECONDS": "5"}  # the frozen client is closed within a run
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port), "--data-dir",
                              str(data_dir), "--device", "cpu"], cwd=ROOT, env=env, stdout=log,
@@ -89,14 +89,17 @@ async def watch(url: str, job_id: str, until: float, mode: str = "healthy", hz: 
                 got["frames"] += 1
                 got["ages"].append(time.time() - header["time"])
                 got["bytes"] += len(message)
-                if mode == "frozen":
+                if mode == "frozen":  # never acknowledges; at the end, see whether it was closed
                     await asyncio.sleep(max(until - loop.time(), 0))
-                    break
+                    while True:
+                        await asyncio.wait_for(ws.recv(), 0.5)
                 if mode == "slow":
                     await asyncio.sleep(0.3)
                 await ws.send('{"type": "ack"}')
         except websockets.ConnectionClosed as exc:
             got["closed"] = exc.rcvd.code if exc.rcvd else None
+        except TimeoutError:
+            pass
         got["end"] = loop.time()
     return got
 
@@ -262,8 +265,8 @@ def main() -> None:
                 print(f"  steps per server CPU second, with clients / without: "
                       f"{c['cpu_ratio']:.2f}")
                 print(f"  frozen client: {c['frozen']['frames']} frame(s), closed with "
-                      f"{c['frozen']['closed']};  slow client: {c['slow']['frames']} frames, "
-                      f"closed with {c['slow']['closed']}")
+                      f"{c['frozen']['closed']} (timeout 5 s);  slow client: "
+                      f"{c['slow']['frames']} frames, closed with {c['slow']['closed']}")
                 print(f"  bytes per frame on the wire:  {c['bytes']:.0f}")
         finally:
             proc.send_signal(signal.SIGTERM)

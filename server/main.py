@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.datasets = DataRegistry(settings.data_dir / "uploads", settings)
+        # The catalogue reads scikit-learn's bundled files once; pay that before the first page.
+        await asyncio.to_thread(app.state.datasets.catalog)
         app.state.store = Store(settings.data_dir / "playground.sqlite3")
         app.state.hub = Hub(settings)
         app.state.engine = Engine(settings, app.state.store, app.state.datasets)

@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from server import __version__
 from server.api.deps import DatasetsDep, EngineDep, SettingsDep
 from server.config import Settings
+from server.export import FORMATS
 from server.spec.job import (
     JobSpec,
     ModelSpec,
@@ -71,6 +72,8 @@ def catalog(settings: SettingsDep, datasets: DatasetsDep) -> dict[str, Any]:
         "regularizations": choices(RegularizationSpec, "kind"),
         "model_outputs": choices(ModelSpec, "output"),
         "datasets": datasets.catalog(),
+        "export_formats": [{"name": k, "description": f.description, "extension": f.extension}
+                           for k, f in FORMATS.items()],
         "limits": limits(settings),
         "schemas": schemas(),
     }

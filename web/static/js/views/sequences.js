@@ -22,8 +22,9 @@ export class SequencesView {
   }
 
   /** `kind`: "sequence" (inputs over time, or token ids when `tokens`) or "tabular" (rows). */
-  setData(data, { task, classNames, kind = "sequence", tokens = false }) {
+  setData(data, { task, classNames, kind = "sequence", tokens = false, tokenNames = null }) {
     this.root.textContent = "";
+    this.tokenNames = tokenNames;
     this.task = task;
     this.classNames = classNames || [];
     this.samples = data.samples || { inputs: [], targets: [] };
@@ -105,7 +106,8 @@ export class SequencesView {
         text += "; press play";
       }
       const more = item.series.length > 8 ? " \u2026" : "";
-      if (item.tokens) text = `tokens ${item.series.slice(0, 12).join(" ")}${more}; ${text}`;
+      const token = (id) => this.tokenNames?.[id] ?? String(id);
+      if (item.tokens) text = `tokens ${item.series.slice(0, 12).map(token).join(" ")}${more}; ${text}`;
       else if (item.row) text = `inputs ${item.series.slice(0, 8).map((v) => v.toFixed(2)).join(", ")}${more}; ${text}`;
       item.text.textContent = text;
     }
