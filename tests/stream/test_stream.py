@@ -302,3 +302,24 @@ def test_server_shutdown_closes_streams_and_does_not_hang(fresh_server):
     assert run(main()) in (1001, 1012)  # uvicorn says 1012 (restart) before the hub can
     fresh_server.process.wait(timeout=20)
     assert time.monotonic() - start < 20
+
+
+def test_a_failing_job_sends_an_error_and_a_failed_status(server, jobs):
+    spec = {"dataset": {"name": "plane"},
+            "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}]},
+            "training": {"epochs": None, "optimizer": {"name": "sgd", "learning_rate": 100.0}}}
+    job_id, _ = jobs(spec)
+
+    async def main():
+        async with connect(server, job_id) as ws:
+            c = Client(ws)
+            hello = await c.recv()
+            if hello["status"]["status"] != "failed":
+                error = await c.next("error", timeout=30)
+                assert error["request"] is None and error["id"] is None
+                assert "diverged" in error["message"]
+                await c.next("status", where=lambda m: m["status"] == "failed")
+            else:
+                assert "diverged" in hello["status"]["error"]
+
+    run(main())
