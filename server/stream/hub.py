@@ -115,6 +115,7 @@ class Channel:
                 raise ClientGone(*self.closed)
             now = time.monotonic()
             delay = 3600.0
+            sent = bool(self.texts)  # after any send, look again: more may have come meanwhile
             while self.texts:
                 await send_text(json.dumps(self.texts.popleft(), allow_nan=False, default=str))
             if self.points:
@@ -125,6 +126,7 @@ class Channel:
                         {"type": "metrics", "job_id": self.job_id, "points": points},
                         default=_json_default))
                     self.metrics_at = time.monotonic()
+                    sent = True
                 else:
                     delay = min(delay, wait)
             if self.slot is not None:
@@ -136,6 +138,7 @@ class Channel:
                         self.sent_at = time.monotonic()
                         await send_bytes(frame)
                         self.frames_sent += 1
+                        sent = True
                     else:
                         delay = min(delay, wait)
                 elif self.overdue():
@@ -143,7 +146,7 @@ class Channel:
                     continue
                 else:
                     delay = min(delay, self.timeout - (now - self.sent_at) + 0.01)
-            if self.texts or (self.closed is not None):
+            if sent or self.texts or self.closed is not None:
                 continue
             self.wake.clear()
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
