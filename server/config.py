@@ -66,6 +66,12 @@ class Settings(BaseModel):
     # Stream.
     snapshot_hz: float = Field(10.0, gt=0, le=60, description="Most snapshots a second per job.")
     max_snapshot_hz: float = Field(30.0, gt=0, le=60, description="Most a client may subscribe to.")
+    unwatched_job_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A job that trains until stopped (epochs null) and whose last watcher left "
+        "this long ago is paused, so a closed browser does not train forever; 0: never.",
+    )
     client_timeout_seconds: float = Field(
         60.0, gt=0, description="A client that acknowledges nothing for this long is disconnected."
     )

@@ -96,3 +96,18 @@ def _authorized_job(job_id: str, request: Request) -> dict:
 
 TokenDep = Annotated[str | None, Depends(_token)]
 AuthorizedJobDep = Annotated[dict, Depends(_authorized_job)]  # routes with a `{job_id}` path
+
+
+def resume_refusal(store: Store, settings: Settings, job: dict, token: str | None) -> str | None:
+    """Why resuming `job` would pass its owner's limit of running or queued jobs, or None.
+    The limit holds in class mode only, and never for the teacher; REST and the stream both
+    ask here."""
+    if job["status"] not in ("paused", "completed") or settings.is_open:
+        return None
+    if is_teacher(settings, token):
+        return None
+    active = store.count_active(job["owner"])
+    if active < settings.max_active_jobs_per_client:
+        return None
+    return (f"You already have {active} jobs running or queued, the most allowed; "
+            "pause, stop or delete one first.")

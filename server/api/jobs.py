@@ -25,6 +25,7 @@ from server.api.deps import (
     StoreDep,
     TokenDep,
     is_teacher,
+    resume_refusal,
 )
 from server.config import Settings
 from server.engine.engine import Conflict, EngineStopped, JobNotFound
@@ -180,13 +181,9 @@ def get_metrics(job: AuthorizedJobDep, store: StoreDep, since: int | None = None
 def control_job(body: ControlRequest, job: AuthorizedJobDep, request: Request,
                 settings: SettingsDep, store: StoreDep, engine: EngineDep,
                 token: TokenDep) -> dict:
-    limit = _client_limit(settings, is_teacher(settings, token))
-    if body.action == "resume" and job["status"] in ("paused", "completed") and limit:
-        active = store.count_active(job["owner"])
-        if active >= limit:
-            raise HTTPException(
-                429, f"You already have {active} jobs running or queued, the most allowed; "
-                "pause, stop or delete one first.")
+    refusal = body.action == "resume" and resume_refusal(store, settings, job, token)
+    if refusal:
+        raise HTTPException(429, refusal)
     _wait(engine.control(job["id"], body.action, body.unit))
     return job_view(store.get_job(job["id"]) or job, engine.progress(job["id"]))
 

@@ -16,7 +16,12 @@ import json
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from server.api.deps import JOB_NOT_FOUND, authorize_job, bearer_token, is_teacher
+from server.api.deps import (
+    JOB_NOT_FOUND,
+    authorize_job,
+    bearer_token,
+    resume_refusal,
+)
 from server.engine import snapshot
 from server.spec.job import JobPatch, JobSpec
 from server.stream.hub import CLOSE_TIMEOUT, ClientGone, Subscription, frame_layout
@@ -74,7 +79,7 @@ async def stream(websocket: WebSocket, job_id: str, token: str | None = None) ->
         hello = await _hello(state, job, channel)
         await websocket.send_text(json.dumps(hello, allow_nan=False, default=str))
         pump = asyncio.create_task(channel.pump(websocket.send_text, websocket.send_bytes))
-        limit = _ResumeLimit(store, settings, job["owner"], token)
+        limit = _ResumeLimit(store, settings, token)
         reader = asyncio.create_task(_read(websocket, engine, hub, channel, limit))
         done: set = set()
         while not done:
@@ -155,20 +160,15 @@ def _describe(datasets, spec: JobSpec) -> dict:
 class _ResumeLimit:
     """The per-caller limit of running jobs that `POST .../control` applies to a resume."""
 
-    def __init__(self, store, settings, owner: str, token: str | None) -> None:
-        self.store, self.settings, self.owner, self.token = store, settings, owner, token
+    def __init__(self, store, settings, token: str | None) -> None:
+        self.store, self.settings, self.token = store, settings, token
 
     def check(self, job_id: str) -> None:
         """Raises HTTPException(429) with the sentence the REST route would give."""
         job = self.store.get_job(job_id)
-        if job is None or job["status"] not in ("paused", "completed"):
-            return
-        if is_teacher(self.settings, self.token):
-            return
-        active = self.store.count_active(self.owner)
-        if active >= self.settings.max_active_jobs_per_client:
-            raise HTTPException(429, f"You already have {active} jobs running or queued, the most "
-                                "allowed; pause, stop or delete one first.")
+        refusal = job is not None and resume_refusal(self.store, self.settings, job, self.token)
+        if refusal:
+            raise HTTPException(429, refusal)
 
 
 async def _control(engine, limit: _ResumeLimit, job_id: str, action: str) -> None:

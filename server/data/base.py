@@ -110,6 +110,8 @@ class Dataset:
     # Tabular: the mean and standard deviation used to standardize (training split only).
     target_mean: float | None = None
     target_std: float | None = None
+    # Token sequences: a readable name per token id (for drawing), when the set has them.
+    token_names: tuple[str, ...] = ()
 
     def features_of(self, xy: np.ndarray) -> np.ndarray:
         """Raw grid coordinates (n, 2) -> the model's input (n, features), for heatmaps.

@@ -222,6 +222,9 @@ class DataRegistry:
                      "features": features}
         elif x.dtype.kind in "iu":
             inputs = x.astype(np.int64)  # token ids
+            names = d.extra.get("token_names")
+            if names is not None:
+                extra["token_names"] = tuple(names(params))
         else:
             inputs = np.asarray(x, dtype=np.float64)
             if d.standardize:

@@ -60,6 +60,7 @@ WARMUP_SLICES = 2  # a job's first slices pay one-time costs: not counted in its
 COST_DECAY = 0.98  # per slice: a step's cost follows about the last 50 slices
 ROTATION_S = 0.1  # with many jobs, slices shrink so each job gets a turn this often
 MIN_SLICE_S = 0.002
+UNWATCHED = "paused: nobody was watching it (the page was closed); press play to go on"
 OUT_OF_MEMORY = (
     "out of memory: this model does not fit in the device's memory; "
     "try fewer or smaller layers or a smaller batch size"
@@ -99,6 +100,7 @@ class _Job:
     frame_due: bool = False  # a subscriber should get a frame even if nothing trained
     trained_since_frame: bool = False
     last_frame: float = 0.0
+    unwatched_since: float | None = None  # monotonic time its last subscriber left
 
 
 def default_trainer_factory(spec: dict, dataset: Any, device: torch.device) -> Any:
@@ -251,6 +253,7 @@ class Engine:
                 self._send_frames()
                 self._checkpoint_due()
                 self._trim_idle_trainers()
+                self._pause_unwatched()
             except Exception:  # a bug here must not stop every job: log it and go on
                 log.exception("engine loop error")
                 time.sleep(0.05)
@@ -542,6 +545,23 @@ class Engine:
             if not job.dirty:  # a failed checkpoint keeps the trainer
                 self._free(job)
 
+    def _pause_unwatched(self) -> None:
+        """Pause jobs that train until stopped and that nobody has watched for
+        settings.unwatched_job_seconds: a browser tab killed without a goodbye leaves such a
+        job behind (scripts that never subscribe are not affected)."""
+        limit = self.settings.unwatched_job_seconds
+        if limit <= 0:
+            return
+        now = time.monotonic()
+        for job in list(self._jobs.values()):
+            if (job.status == "running" and job.unwatched_since is not None
+                    and not job.subscribers and self._epochs(job) is None
+                    and now - job.unwatched_since >= limit):
+                job.unwatched_since = None
+                if job.dirty:
+                    self._checkpoint(job)
+                self._set_status(job, "paused", stop_reason=UNWATCHED)
+
     def _checkpoint_due(self) -> None:
         now = time.monotonic()
         for job in self._jobs.values():
@@ -770,12 +790,15 @@ class Engine:
         job.subscribers.pop(subscriber, None)  # re-subscribing moves it last: its options win
         job.subscribers[subscriber] = options
         job.frame_due = True
+        job.unwatched_since = None
 
     def _cmd_unsubscribe(self, job_id: str, subscriber: Any) -> None:
         job = self._jobs.get(job_id)
         if job is None:
             return
         job.subscribers.pop(subscriber, None)
+        if not job.subscribers:
+            job.unwatched_since = time.monotonic()
         self._release_if_idle(job)
 
     def _cmd_export(self, job_id: str, format: str) -> bytes:

@@ -153,7 +153,10 @@ def describe(dataset) -> dict:
         samples, grid = sample_indices(dataset, IMAGE_SAMPLES), grid_indices(dataset, IMAGE_GRID)
         return {"samples": _picked(dataset, samples, "images"),
                 "test_grid": _picked(dataset, grid, "images")}
-    return {"samples": _picked(dataset, sample_indices(dataset, SEQUENCE_SAMPLES), "inputs")}
+    data = {"samples": _picked(dataset, sample_indices(dataset, SEQUENCE_SAMPLES), "inputs")}
+    if dataset.token_names:
+        data["token_names"] = list(dataset.token_names)
+    return data
 
 
 def _round(a: np.ndarray | None) -> list:

@@ -295,3 +295,25 @@ def test_idle_trainers_beyond_the_limit_are_freed_and_reload_from_their_checkpoi
         assert [r["epoch"] for r in rig.store.history(jobs[0])] == [1]
     finally:
         rig.close()
+
+
+def test_a_job_nobody_watches_any_more_is_paused_but_a_script_job_is_not(tmp_path):
+    rig = Rig(tmp_path, unwatched_job_seconds=0.3)
+    try:
+        watched, scripted, budgeted = rig.create(), rig.create(), rig.create(epochs=10_000)
+        for job_id in (watched, budgeted):
+            rig.engine.subscribe(job_id, {"snapshots": False}, subscriber="tab").result(10)
+        time.sleep(0.5)  # watched: still running while its tab is open
+        assert rig.status(watched) == "running"
+        for job_id in (watched, budgeted):
+            rig.engine.unsubscribe(job_id, subscriber="tab").result(10)
+        rig.wait(lambda: rig.status(watched) == "paused")
+        assert rig.store.get_job(watched)["stop_reason"] == (
+            "paused: nobody was watching it (the page was closed); press play to go on")
+        # never subscribed (a script), or with an epoch budget: trains on
+        assert rig.status(scripted) == "running"
+        assert rig.status(budgeted) in ("running", "completed")
+        rig.engine.control(watched, "resume").result(10)
+        assert rig.status(watched) == "running"
+    finally:
+        rig.close()

@@ -188,3 +188,15 @@ def test_tabular_iris_predictions_for_the_fixed_samples(registry):
     described = snapshot.describe(data)
     assert np.array(described["samples"]["inputs"]).shape == (4, 4)
     assert described["samples"]["targets"][:3] == [0, 1, 2]
+
+
+def test_token_sequences_describe_their_token_names(registry):
+    from server.spec.job import DatasetSpec
+
+    dataset = registry.load(DatasetSpec(name="recall", params={"keys": 3, "values": 4, "pairs": 2}))
+    described = snapshot.describe(dataset)
+    # one name per token id: 12 key-value tokens A0..C3, then the questions A? B? C?
+    assert described["token_names"] == [f"{k}{v}" for k in "ABC" for v in range(4)] + [
+        "A?", "B?", "C?"]
+    assert len(described["token_names"]) == dataset.shape.input.tokens
+    assert "token_names" not in snapshot.describe(registry.load(DatasetSpec(name="sine")))

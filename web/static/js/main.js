@@ -437,7 +437,7 @@ function onHello(msg) {
   } else {
     sequencesView.setData(data, {
       task: msg.task, classNames: msg.class_names, kind: msg.kind, tokens: Boolean(entry()?.input_tokens),
-      tokenNames: page.previews.get(store.get("dataset"))?.token_names,
+      tokenNames: data.token_names ?? page.previews.get(store.get("dataset"))?.token_names,
     });
   }
   confusionView.setClasses(msg.class_names);
