@@ -68,8 +68,17 @@ _JOB_COLUMNS = (
 _UPDATABLE = frozenset(_JOB_COLUMNS) - {"id", "token", "owner", "created_at"}
 
 
+SERVER_FULL = ("The class has as many jobs running or queued as this server allows; "
+               "pause or stop one, or wait for one to finish.")
+
+
 class LimitReached(Exception):
-    """A job could not be created: the server or the caller is at its limit (`message` says)."""
+    """A job could not be created: the server or the caller is at its limit (`message` says).
+    `retry_after`: seconds after which trying again may help (others' jobs end), or None."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def finite(value: Any) -> Any:
@@ -141,7 +150,8 @@ class Store:
 
     def create_job(self, *, token: str, owner: str, spec: dict, status: str, name: str = "",
                    job_id: str | None = None, max_total: int | None = None,
-                   max_active_for_owner: int | None = None) -> dict:
+                   max_active_for_owner: int | None = None,
+                   max_active: int | None = None) -> dict:
         """Insert a job and return its row. With limits, the count and the insert are one
         transaction, so two requests at once cannot both take the last place."""
         job_id = job_id or new_job_id()
@@ -163,6 +173,12 @@ class Store:
                         f"You already have {active} jobs running or queued, the most allowed; "
                         "pause, stop or delete one first."
                     )
+            if max_active is not None and status in ACTIVE_STATUSES:
+                (active,) = conn.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')"
+                ).fetchone()
+                if active >= max_active:
+                    raise LimitReached(SERVER_FULL, retry_after=30)
             conn.execute(
                 "INSERT INTO jobs (id, token, owner, name, spec, status, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -187,6 +203,11 @@ class Store:
     def count_jobs(self) -> int:
         (n,) = self._conn().execute("SELECT COUNT(*) FROM jobs").fetchone()
         return n
+
+    def count_active_total(self) -> int:
+        """Jobs running or queued on the whole server."""
+        counts = self.count_by_status()
+        return sum(counts.get(status, 0) for status in ACTIVE_STATUSES)
 
     def count_by_status(self) -> dict[str, int]:
         """{status: number of jobs} (for limits and /metrics)."""

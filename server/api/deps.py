@@ -12,7 +12,7 @@ from server.api import security
 from server.config import Settings
 from server.data.registry import DataRegistry
 from server.engine.engine import Engine
-from server.store import Store
+from server.store import SERVER_FULL, Store
 from server.stream.hub import Hub
 
 
@@ -99,15 +99,17 @@ AuthorizedJobDep = Annotated[dict, Depends(_authorized_job)]  # routes with a `{
 
 
 def resume_refusal(store: Store, settings: Settings, job: dict, token: str | None) -> str | None:
-    """Why resuming `job` would pass its owner's limit of running or queued jobs, or None.
-    The limit holds in class mode only, and never for the teacher; REST and the stream both
-    ask here."""
+    """Why resuming `job` would pass a limit of running or queued jobs (its owner's, then the
+    server's), or None. The limits hold in class mode only, and never for the teacher; REST
+    and the stream both ask here."""
     if job["status"] not in ("paused", "completed") or settings.is_open:
         return None
     if is_teacher(settings, token):
         return None
     active = store.count_active(job["owner"])
-    if active < settings.max_active_jobs_per_client:
-        return None
-    return (f"You already have {active} jobs running or queued, the most allowed; "
-            "pause, stop or delete one first.")
+    if active >= settings.max_active_jobs_per_client:
+        return (f"You already have {active} jobs running or queued, the most allowed; "
+                "pause, stop or delete one first.")
+    if store.count_active_total() >= settings.max_active_jobs:
+        return SERVER_FULL
+    return None

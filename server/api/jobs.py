@@ -32,13 +32,14 @@ from server.engine.engine import Conflict, EngineStopped, JobNotFound
 from server.export import FORMATS, ExportError
 from server.spec.errors import SpecError
 from server.spec.job import JobPatch, JobSpec
-from server.store import LimitReached, finite
+from server.store import SERVER_FULL, LimitReached, finite
 
 router = APIRouter(tags=["jobs"])
 
 ENGINE_TIMEOUT_S = 60.0
 ENGINE_BUSY = "The training engine is busy; try again in a moment."
 TEACHER_OWNER = "teacher"
+RETRY_LATER = {"Retry-After": "30"}  # when others' jobs end, there is room again
 
 
 class ControlRequest(BaseModel):
@@ -111,12 +112,11 @@ def _check_model(spec: JobSpec, datasets, settings: Settings, batch_size: int) -
     check_model(spec.model, shape, settings, batch_size, loss=spec.training.loss)
 
 
-def _client_limit(settings: Settings, teacher: bool) -> int | None:
-    """Most running or queued jobs per caller: none for the teacher, nor on an open server
-    (one trusted user; max_running_jobs and max_jobs_total still hold)."""
-    if teacher or settings.is_open:
-        return None
-    return settings.max_active_jobs_per_client
+def _limited(settings: Settings, teacher: bool) -> bool:
+    """Whether the class limits on running or queued jobs hold for this caller: not for the
+    teacher, nor on an open server (one trusted user; max_running_jobs and max_jobs_total
+    still hold)."""
+    return not (teacher or settings.is_open)
 
 
 def _owner(settings: Settings, token: str | None, request: Request) -> str:
@@ -138,15 +138,18 @@ def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: St
     teacher = is_teacher(settings, token)
     job_token = token if token and not teacher else secrets.token_urlsafe(18)
     owner = _owner(settings, token, request)
+    limited = _limited(settings, teacher)
     spec_json = spec.model_dump(mode="json")
     try:
         row = store.create_job(
             token=job_token, owner=owner, spec=spec_json, name=spec.name,
             status="queued" if spec.start else "paused", max_total=settings.max_jobs_total,
-            max_active_for_owner=_client_limit(settings, teacher),
+            max_active_for_owner=settings.max_active_jobs_per_client if limited else None,
+            max_active=settings.max_active_jobs if limited else None,
         )
     except LimitReached as exc:
-        raise HTTPException(429, str(exc)) from None
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        raise HTTPException(429, str(exc), headers=headers) from None
     _wait(engine.create(row["id"], spec_json))
     view = job_view(store.get_job(row["id"]) or row, engine.progress(row["id"]))
     return {"id": row["id"], "token": job_token, **view}
@@ -183,7 +186,7 @@ def control_job(body: ControlRequest, job: AuthorizedJobDep, request: Request,
                 token: TokenDep) -> dict:
     refusal = body.action == "resume" and resume_refusal(store, settings, job, token)
     if refusal:
-        raise HTTPException(429, refusal)
+        raise HTTPException(429, refusal, headers=RETRY_LATER if refusal == SERVER_FULL else None)
     _wait(engine.control(job["id"], body.action, body.unit))
     return job_view(store.get_job(job["id"]) or job, engine.progress(job["id"]))
 

@@ -27,7 +27,6 @@ import ipaddress
 import json
 import math
 import os
-import re
 import secrets
 import socket
 import time
@@ -55,8 +54,6 @@ TOO_MANY_REQUESTS = "Too many requests; wait a moment and try again."
 TOO_MANY_STREAMS = "Too many live views open; close another tab of the playground first."
 BODY_TOO_LARGE = ("The request is larger than this server accepts (PLAYGROUND_MAX_BODY_BYTES); "
                   "a job spec needs only a few kilobytes.")
-SERVER_FULL = ("The class has as many jobs running or queued as this server allows; "
-               "pause or stop one, or wait for one to finish.")
 IDLE_STREAM = "Closed after a long time with nothing sent; reload to watch again"
 
 CLOSE_REFUSED = 4403
@@ -65,8 +62,6 @@ CLOSE_IDLE = 4408
 
 # Requests that create something: in class mode they need a student's or the teacher's token.
 CREATING = {("POST", "/api/jobs"), ("POST", "/api/datasets")}
-CONTROL_PATH = re.compile(r"/api/jobs/[^/]+/control/?")  # resume takes a place too
-STREAM_PATH = re.compile(r"/api/jobs/([^/]+)/stream/?")
 UNLIMITED_PREFIXES = ("/static/", "/api/health", "/metrics")
 
 
@@ -332,47 +327,6 @@ def _with_safety_headers(send):
     return wrapped
 
 
-async def _read_body(receive, limit: int) -> bytes | None:
-    """The whole request body, or None past `limit` bytes."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes):
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    return receive
-
-
-def _starts(body: bytes) -> bool:
-    """Whether a job spec or a control asks to train (a spec's `start` is not false, or the
-    action is resume); unreadable: yes."""
-    try:
-        data = json.loads(body)
-        if "action" in data:
-            return data["action"] == "resume"
-        return data.get("start", True) is not False
-    except (ValueError, AttributeError, TypeError):
-        return True
-
-
 class Guard:
     """ASGI middleware: Host, Origin, rate, body size, membership, job and stream limits.
 
@@ -459,22 +413,6 @@ class Guard:
                 self._count("join")
                 await _send_json(send, 401, JOIN_FIRST)
                 return
-        starts = path.rstrip("/") == "/api/jobs" or CONTROL_PATH.fullmatch(path)
-        if method == "POST" and starts and not settings.is_open \
-                and not _is_teacher(settings, token):
-            store = scope["app"].state.store
-            counts = await asyncio.to_thread(store.count_by_status)
-            if counts.get("queued", 0) + counts.get("running", 0) >= settings.max_active_jobs:
-                body = await _read_body(receive, limit or settings.max_body_bytes)
-                if body is None:
-                    self._count("body")
-                    await _send_json(send, 413, BODY_TOO_LARGE, {"connection": "close"})
-                    return
-                if _starts(body):  # a job created paused, or a pause, takes no place
-                    self._count("jobs")
-                    await _send_json(send, 429, SERVER_FULL, {"retry-after": "30"})
-                    return
-                receive = _replay(body)
         await self._call_counting_body(scope, receive, send, limit)
 
     async def _call_counting_body(self, scope, receive, send, limit: int | None) -> None:
@@ -536,35 +474,25 @@ class Guard:
         self.sockets[key] = self.sockets.get(key, 0) + 1
         self.sockets_open += 1
         try:
-            await self._run_socket(scope, receive, send, settings,
-                                   None if teacher or settings.is_open else token)
+            await self._run_socket(scope, receive, send, settings)
         finally:
             self.sockets_open -= 1
             self.sockets[key] -= 1
             if self.sockets[key] <= 0:
                 del self.sockets[key]
 
-    async def _run_socket(self, scope, receive, send, settings: Settings,
-                          limited: str | None) -> None:
+    async def _run_socket(self, scope, receive, send, settings: Settings) -> None:
         """Run the app's websocket; close it (4408) when the client sends nothing for long.
-        For a student (`limited`), a `resume` past max_active_jobs is answered with an error
-        frame and never reaches the stream, as POST .../control would answer 429."""
+        (The job limits on a `resume` are the stream's, as for POST .../control.)"""
         idle_seconds = settings.idle_socket_seconds
         last = time.monotonic()
         closed = False
 
         async def noted_receive():
             nonlocal last
-            while True:
-                message = await receive()
-                last = time.monotonic()
-                refusal = None
-                if limited is not None and message["type"] == "websocket.receive":
-                    refusal = await self._refuse_resume(scope, settings, message.get("text"))
-                if refusal is None:
-                    return message
-                self._count("jobs")
-                await guarded_send({"type": "websocket.send", "text": json.dumps(refusal)})
+            message = await receive()
+            last = time.monotonic()
+            return message
 
         async def guarded_send(message):
             if not closed:
@@ -590,27 +518,6 @@ class Guard:
                 with contextlib.suppress(BaseException):
                     await dog
 
-    async def _refuse_resume(self, scope, settings: Settings, text: str | None) -> dict | None:
-        """The error frame for a stream `resume` that the job limits refuse, else None."""
-        if not text or '"resume"' not in text:
-            return None
-        try:
-            body = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(body, dict) or (body.get("type"), body.get("action")) != (
-                "control", "resume"):
-            return None
-        match = STREAM_PATH.fullmatch(scope["path"])
-        if match is None:
-            return None
-        message = await asyncio.to_thread(_resume_refusal, scope["app"].state.store, settings,
-                                          match.group(1))
-        if message is None:
-            return None
-        return {"type": "error", "job_id": match.group(1), "message": message,
-                "request": "control", "id": body.get("id")}
-
     async def _lifespan(self, scope, receive, send) -> None:
         """Pass the lifespan through; run the sweeper between start-up and shutdown."""
         task: asyncio.Task | None = None
@@ -630,18 +537,6 @@ class Guard:
             return message
 
         await self.app(scope, watched_receive, watched_send)
-
-
-def _resume_refusal(store, settings: Settings, job_id: str) -> str | None:
-    """SERVER_FULL when resuming this job would pass max_active_jobs, else None (store reads:
-    call off the loop). The per-student limit is the stream's own (api/stream.py)."""
-    job = store.get_job(job_id)
-    if job is None or job["status"] not in ("paused", "completed"):
-        return None
-    counts = store.count_by_status()
-    if counts.get("queued", 0) + counts.get("running", 0) >= settings.max_active_jobs:
-        return SERVER_FULL
-    return None
 
 
 def _is_teacher(settings: Settings, token: str | None) -> bool:

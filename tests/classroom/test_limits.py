@@ -15,6 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from server.api import classroom, security
+from server.store import SERVER_FULL
 from tests.classroom.conftest import SPEC
 
 PER_STUDENT = ("You already have 2 jobs running or queued, the most allowed; pause, stop or "
@@ -77,12 +78,12 @@ def test_job_limits_per_student_and_in_total(tight):
     tight.create(bob)  # the class's third running or queued job: the server's limit
     with tight.http(bob) as c:
         r = c.post("/api/jobs", json=SPEC)
-        assert (r.status_code, r.json()["detail"]) == (429, security.SERVER_FULL)
+        assert (r.status_code, r.json()["detail"]) == (429, SERVER_FULL)
         assert int(r.headers["retry-after"]) > 0
         waiting = c.post("/api/jobs", json={**SPEC, "start": False}).json()["id"]
         r = c.post(f"/api/jobs/{waiting}/control", json={"action": "resume"})
-        assert (r.status_code, r.json()["detail"]) == (429, security.SERVER_FULL)
-        assert stream_resume(tight, waiting, bob)["message"] == security.SERVER_FULL
+        assert (r.status_code, r.json()["detail"]) == (429, SERVER_FULL)
+        assert stream_resume(tight, waiting, bob)["message"] == SERVER_FULL
         assert c.post(f"/api/jobs/{waiting}/control", json={"action": "stop"}).status_code == 200
     tight.create(teacher, start=False)  # the teacher is never locked out
     # Nothing lost: exactly the accepted jobs exist, in the states they were given.
