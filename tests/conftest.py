@@ -55,6 +55,7 @@ def start_server(
     env: dict[str, str] | None = None,
     port: int | None = None,
     timeout: float = 60.0,
+    device: str = "cpu",
 ) -> LiveServer:
     """Start `python -m server` on a free loopback port and wait for /api/health."""
     port = port or free_port()
@@ -74,7 +75,7 @@ def start_server(
             "--data-dir",
             str(data_dir),
             "--device",
-            "cpu",
+            device,
         ],
         cwd=ROOT,
         env=full_env,

@@ -75,7 +75,7 @@ def watch(page) -> PageErrors:
 @pytest.fixture()
 def playground(context, server) -> Iterator:
     """A function that opens the playground (optionally with a hash) in a new tab and waits
-    until it has read the catalogue. Jobs the tabs created are deleted afterwards."""
+    until it has read the catalogue. Jobs the tabs created (the current one and the kept runs) are deleted afterwards."""
     pages = []
 
     def open_page(hash_: str = "", ctx=None):
@@ -89,8 +89,10 @@ def playground(context, server) -> Iterator:
     yield open_page
     for page in pages:
         try:
-            page.evaluate("() => { const j = window.__playground.page.job; "
-                          "return j && fetch('/api/jobs/' + j.id, {method: 'DELETE', "
-                          "headers: {Authorization: 'Bearer ' + j.token}}).then(() => 0); }")
+            page.evaluate("() => { const p = window.__playground.page; "
+                          "const jobs = [...p.runs, ...(p.job ? [p.job] : [])]; "
+                          "return Promise.all(jobs.map((j) => fetch('/api/jobs/' + j.id, "
+                          "{method: 'DELETE', headers: {Authorization: 'Bearer ' + j.token}})))"
+                          ".then(() => 0); }")
         except Exception:  # noqa: BLE001 - the page may already be gone
             pass

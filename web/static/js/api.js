@@ -75,7 +75,72 @@ export const api = {
   deleteJob: (id, token, { keepalive = false } = {}) => request("DELETE", `/api/jobs/${id}`, { token, keepalive }),
   control: (id, action, token) => request("POST", `/api/jobs/${id}/control`, { body: { action }, token }),
   patch: (id, body, token) => request("PATCH", `/api/jobs/${id}`, { body, token }),
+  /** A TF Playground link (or its hash) as a job spec: {spec, unmapped, ignored, notes}. */
+  importTfPlayground: (url) => request("POST", "/api/import/tfplayground", { body: { url } }),
+  /** Aligned histories, summaries and spec differences of two or more jobs. */
+  compare: (ids, token) => request("GET", "/api/compare", { query: { ids: ids.join(",") }, token }),
+  exportModel,
+  firstSnapshot,
 };
+
+/**
+ * The trained model of a job as a file: {blob, filename} (the name from Content-Disposition).
+ * Binary, so not through `request`; errors are ApiErrors as there.
+ */
+async function exportModel(id, format, token) {
+  const url = `/api/jobs/${id}/model?${new URLSearchParams({ format })}`;
+  let response;
+  try {
+    response = await fetch(url, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  } catch {
+    throw new ApiError(0, null);
+  }
+  if (!response.ok) {
+    const text = await response.text();
+    let data = text;
+    try { data = JSON.parse(text); } catch { /* a plain-text answer */ }
+    throw new ApiError(response.status, data && typeof data === "object" ? data.detail : data);
+  }
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
+  const filename = match ? decodeURIComponent(match[1]) : `job-${id}.${format}`;
+  return { blob: await response.blob(), filename };
+}
+
+/**
+ * The latest picture of a job: opens its stream, keeps `hello` (the data to draw under the
+ * picture) and the first binary snapshot (the engine sends one on subscribe, also for paused,
+ * stopped and completed jobs), then closes the socket. Resolves {hello, frame}; `frame` is null
+ * when none came within `timeoutMs`. Rejects with an ApiError when the stream is refused.
+ */
+function firstSnapshot(job, { timeoutMs = 8000 } = {}) {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const query = job.token ? `?token=${encodeURIComponent(job.token)}` : "";
+  const socket = new WebSocket(`${proto}//${location.host}/api/jobs/${job.id}/stream${query}`);
+  socket.binaryType = "arraybuffer";
+  return new Promise((resolve, reject) => {
+    let hello = null;
+    let done = false;
+    const finish = (frame, error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.onclose = null;
+      if (socket.readyState <= WebSocket.OPEN) socket.close(1000);
+      if (error) reject(error); else resolve({ hello, frame });
+    };
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    socket.onmessage = (event) => {
+      if (typeof event.data !== "string") {
+        try { finish(wire.decodeFrame(event.data)); } catch (err) { finish(null, err); }
+        return;
+      }
+      const msg = JSON.parse(event.data);
+      if (msg.type === "hello") hello = msg;
+    };
+    socket.onclose = (event) => finish(null, new ApiError(event.code, event.reason || `The stream closed (${event.code})`));
+  });
+}
 
 /** The close codes after which reconnecting cannot help (docs/STREAM.md). */
 const FINAL_CLOSE = new Set([4401, 4403, 4404]);

@@ -12,9 +12,11 @@ import { ConfusionView } from "./views/confusion.js";
 import { DatasetsView, renderParamsForm } from "./views/datasets.js";
 import { HistogramView } from "./views/histograms.js";
 import { ImagesView } from "./views/images.js";
+import { renderImportReport } from "./views/imports.js";
 import { LayersView, newLayer } from "./views/layers.js";
 import { drawsNeurons, NetworkView } from "./views/network.js";
 import { OutputView } from "./views/output.js";
+import { CompareView, RunsView } from "./views/runs.js";
 import { SequencesView } from "./views/sequences.js";
 
 const $ = (id) => document.getElementById(id);
@@ -38,6 +40,7 @@ const page = {
   datasets: new Map(),   // name -> catalogue entry
   schemas: new Map(),    // layer type -> JSON schema
   job: null,             // {id, token, stream, status, epoch}
+  runs: [],              // this page's jobs, oldest first: {id, token, label, status, epoch, test_loss, test_accuracy}
   wantPlay: false,
   checkSeq: 0,
   report: null,
@@ -119,6 +122,8 @@ const confusionView = new ConfusionView($("confusion-view"));
 const histogramView = new HistogramView($("histogram-view"));
 const imagesView = new ImagesView($("images-view"));
 const sequencesView = new SequencesView($("sequences-view"));
+const runsView = new RunsView($("runs"), { onCompare: compareRuns });
+const compareView = new CompareView($("compare-view"));
 let lossChart;
 let metricChart;
 let lrChart;
@@ -284,6 +289,13 @@ function setStatus(status, epoch) {
   play.innerHTML = running ? PAUSE_ICON : PLAY_ICON;
   play.classList.toggle("playing", running);
   $("job-status").textContent = s && s !== "running" ? s : "";
+  const run = page.job && runOf(page.job.id);
+  if (run && (run.status !== page.job.status || run.epoch !== page.job.epoch)) {
+    run.status = page.job.status;
+    run.epoch = page.job.epoch;
+    renderRuns();
+  }
+  updateDownload();
   const e = page.job?.epoch ?? 0;
   $("epoch").textContent = String(e).padStart(6, "0").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
@@ -298,6 +310,7 @@ async function createJob(start) {
       page.token = created.token;
       page.job = { id: created.id, token: created.token, status: created.status, epoch: 0, stream: null };
       window.__playground.job = page.job;
+      addRun(page.job, spec);
       clearCharts();
       connect(page.job);
       setStatus(created.status, 0);
@@ -325,6 +338,7 @@ function connect(job) {
         setConnection("closed", `${reason}. Press play to start a new job.`);
         job.stream = null;
         page.job = null;
+        dropRun(job.id);
         page.wantPlay = false;
         setStatus();
         return;
@@ -398,7 +412,7 @@ async function resetJob() {
   page.wantPlay = false;
   if (job) {
     job.stream?.close();
-    api.deleteJob(job.id, job.token).catch(() => {});
+    keepRun(job);
   }
   setConnection("open");
   clearCharts();
@@ -417,6 +431,8 @@ async function patchJob(keys) {
   clearErrors(keys);
   try {
     await api.patch(job.id, patch, job.token);
+    const run = runOf(job.id);
+    if (run && keys.includes("learning_rate")) { run.learning_rate = store.get("learning_rate"); run.label = runLabel(run); renderRuns(); }
   } catch (err) {
     showApiError(err, keys[0]);
   }
@@ -483,6 +499,12 @@ function onMetrics(points) {
   metricChart.chart?.append(points);
   $("hint").hidden = true;
   const last = points[points.length - 1];
+  const run = page.job && runOf(page.job.id);
+  if (run) {
+    run.test_loss = last.test_loss ?? run.test_loss;
+    run.test_accuracy = last.test_accuracy ?? run.test_accuracy;
+    renderRuns();
+  }
   if (page.job && last.epoch !== undefined) setStatus(undefined, last.epoch);
   const rows = [["Test loss", last.test_loss], ["Training loss", last.train_loss]];
   if (page.metricField) rows.push([`Test ${page.metricField.replace(/_/g, " ")}`, last[`test_${page.metricField}`]]);
@@ -599,6 +621,11 @@ function bindControls() {
   fillSelect($("schedule"), c.schedules);
   fillSelect($("activation"), c.activations);
   fillSelect($("regularization"), c.regularizations);
+  for (const f of c.export_formats || []) {
+    const opt = new Option(`${f.name} (.${f.extension})`, f.name);
+    opt.title = f.description;
+    $("export-format").add(opt);
+  }
   fillSelect($("problem"), problemOptions());
   const lrSchema = c.schemas?.optimizer?.properties?.learning_rate;
   if (lrSchema?.maximum) $("learning_rate").max = String(lrSchema.maximum);
@@ -706,11 +733,22 @@ function bindControls() {
   document.addEventListener("visibilitychange", () => {
     page.job?.stream?.subscribe({ snapshots: !document.hidden });
   });
-  // A job trains until paused: when the student closes the tab, it goes too.
+  // A job trains until paused: when the student closes the tab, it goes too, with the earlier
+  // runs (only this tab holds their token, so no one could open them again).
   window.addEventListener("pagehide", () => {
-    const job = page.job;
-    if (job) api.deleteJob(job.id, job.token, { keepalive: true }).catch(() => {});
+    for (const run of page.runs) api.deleteJob(run.id, run.token, { keepalive: true }).catch(() => {});
   });
+  $("download").addEventListener("click", downloadModel);
+  $("export-format").addEventListener("change", updateDownload);
+  $("import-open").addEventListener("click", () => {
+    const form = $("import-form");
+    form.hidden = !form.hidden;
+    $("import-open").setAttribute("aria-expanded", String(!form.hidden));
+    if (!form.hidden) $("import-url").focus();
+  });
+  $("import-form").addEventListener("submit", (event) => { event.preventDefault(); importLink(); });
+  $("import-report-close").addEventListener("click", () => { $("import-report").hidden = true; });
+  $("compare-dialog").addEventListener("close", () => compareView.destroy());
   const dialog = $("neuron-zoom");
   dialog.addEventListener("close", () => page.onZoomClose?.());
 }
@@ -724,6 +762,141 @@ function loadSpec(spec) {
   const act = changes.layers.find((l) => l.activation)?.activation;
   if (act) changes.activation = act;
   store.set(changes);
+}
+
+// ---- runs: the page's earlier jobs, kept to compare ----------------------------------------------
+
+/** At most this many of the page's runs are kept; older ones are deleted on the server. */
+const MAX_RUNS = 8;
+
+function runOf(id) { return page.runs.find((r) => r.id === id); }
+
+/** "circle, 4-2 tanh, lr 0.03": the data set, the hidden layers, the learning rate. */
+function runLabel(run) {
+  const layers = run.layers.map((l) => (l.type === "dense" ? String(l.units) : l.type)).join("-") || "no hidden layer";
+  const act = run.layers.find((l) => l.activation)?.activation;
+  return `${run.dataset}, ${layers}${act ? ` ${act}` : ""}, lr ${run.learning_rate}`;
+}
+
+function addRun(job, spec) {
+  const run = {
+    id: job.id, token: job.token, status: job.status, epoch: 0, test_loss: null, test_accuracy: null,
+    dataset: spec.dataset.name, layers: spec.model.layers, learning_rate: spec.training.optimizer.learning_rate,
+  };
+  run.label = runLabel(run);
+  page.runs.push(run);
+  while (page.runs.length > MAX_RUNS) {
+    const old = page.runs.shift();
+    api.deleteJob(old.id, old.token).catch(() => {});
+  }
+  renderRuns();
+}
+
+function dropRun(id) {
+  page.runs = page.runs.filter((r) => r.id !== id);
+  renderRuns();
+}
+
+/** The page moves on from `job`: stop it (a stopped job keeps its history) or, untrained, delete it. */
+function keepRun(job) {
+  const run = runOf(job.id);
+  if (!run || !(job.epoch > 0)) {
+    api.deleteJob(job.id, job.token).catch(() => {});
+    dropRun(job.id);
+    return;
+  }
+  if (["running", "paused", "queued"].includes(job.status)) {
+    run.status = "stopped";
+    api.control(job.id, "stop", job.token)
+      .then((r) => { if (r?.status) run.status = r.status; })
+      .catch(() => {})
+      .finally(renderRuns);
+  }
+  renderRuns();
+}
+
+function renderRuns() {
+  runsView.render(page.runs.map((r) => ({ ...r, current: r.id === page.job?.id })));
+}
+
+async function compareRuns(ids) {
+  clearErrors(["compare"]);
+  const runs = ids.map(runOf).filter(Boolean);
+  let result;
+  try {
+    result = await api.compare(runs.map((r) => r.id), page.token);
+  } catch (err) {
+    showError("compare", `Could not compare these runs: ${err.message}`);
+    return;
+  }
+  const labels = result.jobs.map((j) => {
+    const k = page.runs.findIndex((r) => r.id === j.id);
+    return k < 0 ? j.id : `Run ${k + 1}: ${page.runs[k].label}`;
+  });
+  const view = $("compare-view");
+  view.dataset.pictures = "loading";
+  $("compare-dialog").showModal(); // first, so that the charts know their width
+  compareView.render(result, labels);
+  page.compare = { result, labels, charts: compareView.charts };
+  // One stream at a time: each gives its latest picture and is closed again.
+  for (const [k, j] of result.jobs.entries()) {
+    const run = runOf(j.id) || { id: j.id, token: page.token };
+    try {
+      const { hello, frame } = await api.firstSnapshot(run);
+      compareView.drawPicture(k, hello, frame);
+    } catch (err) {
+      compareView.drawError(k, `Could not get this run's picture: ${err.message}`);
+    }
+  }
+  view.dataset.pictures = "drawn";
+}
+
+// ---- download the trained model, import a TF Playground link --------------------------------------
+
+function updateDownload() {
+  const button = $("download");
+  const format = $("export-format").value;
+  button.disabled = !page.job || !format;
+  button.title = !page.job ? "Train a network first: press play"
+    : `Download the trained model as ${$("export-format").selectedOptions[0]?.textContent || format}`;
+}
+
+async function downloadModel() {
+  const job = page.job;
+  const format = $("export-format").value;
+  if (!job || !format) return;
+  clearErrors(["download"]);
+  $("download").disabled = true;
+  try {
+    const { blob, filename } = await api.exportModel(job.id, format, job.token);
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = filename;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  } catch (err) {
+    showError("download", err.message);
+  } finally {
+    updateDownload();
+  }
+}
+
+async function importLink() {
+  const text = $("import-url").value.trim();
+  clearErrors(["import"]);
+  if (!text) { showError("import", "Paste a TensorFlow Playground link first."); return; }
+  try {
+    const result = await api.importTfPlayground(text);
+    loadSpec(result.spec);
+    renderImportReport($("import-report-body"), result);
+    $("import-report").hidden = false;
+    $("import-form").hidden = true;
+    $("import-open").setAttribute("aria-expanded", "false");
+  } catch (err) {
+    showError("import", err instanceof ApiError ? err.message : `Could not use this link: ${err.message}`);
+  }
 }
 
 // ---- start ---------------------------------------------------------------------------------------
@@ -799,6 +972,7 @@ async function start() {
   renderData();
   renderNetwork();
   setStatus();
+  renderRuns();
   scheduleCheck();
   outputView.compose();
   // Thumbnails: one preview per data set, in the background.

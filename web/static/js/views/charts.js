@@ -11,9 +11,10 @@ import uPlot from "../../vendor/uplot-1.6.32/uPlot.esm.js";
 export class LineChart {
   /**
    * @param {HTMLElement} root
-   * @param {{title: string, x?: string, series: {field: string, label: string, stroke: string, dash?: number[]}[], log?: boolean}} options
+   * @param {{title: string, x?: string, series: {field: string, label: string, stroke: string, dash?: number[]}[], log?: boolean, spanGaps?: boolean}} options
+   * `spanGaps: false` leaves a gap where a series has no value (runs compared side by side).
    */
-  constructor(root, { title, x = "epoch", series, log = false, height = 130 }) {
+  constructor(root, { title, x = "epoch", series, log = false, height = 130, spanGaps = true, legend = true }) {
     this.root = root;
     this.xField = x;
     this.series = series;
@@ -27,10 +28,10 @@ export class LineChart {
       height,
       scales: { x: { time: false }, y: log ? { distr: 3 } : { auto: true } },
       axes: [{ label: x, size: 30, labelSize: 14 }, { size: 46 }],
-      legend: { live: false },
+      legend: { show: legend, live: false },
       cursor: { drag: { x: false, y: false } },
       series: [{ label: x }, ...series.map((s) => ({
-        label: s.label, stroke: s.stroke, width: 1.5, dash: s.dash, spanGaps: true,
+        label: s.label, stroke: s.stroke, width: 1.5, dash: s.dash, spanGaps,
         value: (u, v) => (v == null ? "-" : Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(3)),
       }))],
     }, this.data, root);
