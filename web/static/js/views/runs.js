@@ -153,7 +153,10 @@ export class CompareView {
       }));
       this.charts[metric] = chart;
     }
-    this.root.append(this.summaryTable(jobs, differences || [], labels));
+    // The settings beside the pictures, so that the whole comparison fits on one screen.
+    const lower = document.createElement("div");
+    lower.className = "compare-lower";
+    lower.append(this.summaryTable(jobs, differences || [], labels));
     this.pictures = document.createElement("div");
     this.pictures.className = "compare-pictures";
     this.slots = jobs.map((j, k) => {
@@ -170,7 +173,8 @@ export class CompareView {
       this.pictures.append(fig);
       return body;
     });
-    this.root.append(this.pictures);
+    lower.append(this.pictures);
+    this.root.append(lower);
   }
 
   summaryTable(jobs, differences, labels) {
