@@ -145,7 +145,7 @@ class Engine:
         self._on_event: Callable[[dict], None] | None = None
         self._frame_fn: Callable | None = None
         self._frame_import_failed = False
-        self._last_trim = 0.0
+        self._last_housekeeping = 0.0
         self._wall_clock = self.device.type == "cuda"
 
     @staticmethod
@@ -252,8 +252,7 @@ class Engine:
                     self._run_slice(job)
                 self._send_frames()
                 self._checkpoint_due()
-                self._trim_idle_trainers()
-                self._pause_unwatched()
+                self._housekeeping()
             except Exception:  # a bug here must not stop every job: log it and go on
                 log.exception("engine loop error")
                 time.sleep(0.05)
@@ -527,13 +526,18 @@ class Engine:
         job.last_checkpoint = time.monotonic()
         self.store.update_job(job.id, epoch=job.epoch, step=job.step)
 
+    def _housekeeping(self) -> None:
+        """Once a second at most: free idle trainers, pause jobs nobody watches."""
+        now = time.monotonic()
+        if now - self._last_housekeeping < 1.0:
+            return
+        self._last_housekeeping = now
+        self._trim_idle_trainers()
+        self._pause_unwatched(now)
+
     def _trim_idle_trainers(self) -> None:
         """Keep at most settings.max_running_jobs trainers of paused, unwatched jobs in memory;
         the least recently used others are checkpointed and freed (they reload on use)."""
-        now = time.monotonic()
-        if now - self._last_trim < 1.0:
-            return
-        self._last_trim = now
         idle = [j for j in self._jobs.values()
                 if j.trainer is not None and j.status == "paused" and not j.subscribers]
         extra = len(idle) - self.settings.max_running_jobs
@@ -545,14 +549,13 @@ class Engine:
             if not job.dirty:  # a failed checkpoint keeps the trainer
                 self._free(job)
 
-    def _pause_unwatched(self) -> None:
+    def _pause_unwatched(self, now: float) -> None:
         """Pause jobs that train until stopped and that nobody has watched for
         settings.unwatched_job_seconds: a browser tab killed without a goodbye leaves such a
         job behind (scripts that never subscribe are not affected)."""
         limit = self.settings.unwatched_job_seconds
         if limit <= 0:
             return
-        now = time.monotonic()
         for job in list(self._jobs.values()):
             if (job.status == "running" and job.unwatched_since is not None
                     and not job.subscribers and self._epochs(job) is None

@@ -65,6 +65,7 @@ def test_two_runs_are_kept_and_compared(server, playground, artifacts: Path):
     assert "relu" in page.inner_text(f"#runs tr[data-id='{second['id']}']")
 
     assert page.is_disabled("#compare-runs")
+    page.screenshot(path=str(artifacts / "page-runs.png"), full_page=True)
     page.check(f"#runs tr[data-id='{first['id']}'] input[type=checkbox]")
     page.check(f"#runs tr[data-id='{second['id']}'] input[type=checkbox]")
     page.click("#compare-runs")
@@ -149,7 +150,7 @@ def import_link(page, link: str) -> None:
     page.click("#import-go")
 
 
-def test_import_tf_playground_links(server, playground):
+def test_import_tf_playground_links(server, playground, artifacts: Path):
     page = playground()
     page.click("#import-open")
     page.click("#import-go")
@@ -172,6 +173,7 @@ def test_import_tf_playground_links(server, playground):
         assert item["field"] in report
     for field in ("showTestData", "discretize", "collectStats", "hideText"):
         assert field in report
+    page.screenshot(path=str(artifacts / "page-import.png"))
     page.click("#import-report-close")
     assert page.is_hidden("#import-report")
 
