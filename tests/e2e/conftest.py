@@ -75,7 +75,8 @@ def watch(page) -> PageErrors:
 @pytest.fixture()
 def playground(context, server) -> Iterator:
     """A function that opens the playground (optionally with a hash) in a new tab and waits
-    until it has read the catalogue. Jobs the tabs created (the current one and the kept runs) are deleted afterwards."""
+    until it has read the catalogue. Jobs the tabs created (the current one and the kept runs)
+    are deleted afterwards."""
     pages = []
 
     def open_page(hash_: str = "", ctx=None):

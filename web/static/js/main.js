@@ -622,8 +622,8 @@ function bindControls() {
   fillSelect($("activation"), c.activations);
   fillSelect($("regularization"), c.regularizations);
   for (const f of c.export_formats || []) {
-    const opt = new Option(`${f.name} (.${f.extension})`, f.name);
-    opt.title = f.description;
+    const opt = new Option(f.name, f.name);
+    opt.title = `${f.description} (.${f.extension})`;
     $("export-format").add(opt);
   }
   fillSelect($("problem"), problemOptions());

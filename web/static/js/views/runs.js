@@ -30,6 +30,15 @@ export class RunsView {
   render(runs) {
     const ids = new Set(runs.map((r) => r.id));
     for (const id of [...this.ticked]) if (!ids.has(id)) this.ticked.delete(id);
+    // The same runs as last time (a metrics update): change the texts only, so that a tick box
+    // being clicked is not replaced under the pointer.
+    const key = runs.map((r) => `${r.id}${r.current ? "*" : ""}`).join(",");
+    if (key && key === this.key && this.rows) {
+      runs.forEach((run, i) => this.fill(this.rows[i], run, i));
+      return;
+    }
+    this.key = key;
+    this.rows = null;
     this.root.textContent = "";
     if (!runs.length) {
       const p = document.createElement("p");
@@ -47,7 +56,7 @@ export class RunsView {
       head.append(th);
     }
     const body = table.createTBody();
-    runs.forEach((run, i) => {
+    this.rows = runs.map((run, i) => {
       const row = body.insertRow();
       row.dataset.id = run.id;
       if (run.current) row.classList.add("current");
@@ -60,11 +69,9 @@ export class RunsView {
         this.updateButton();
       });
       row.insertCell().append(box);
-      row.insertCell().textContent = `${i + 1}. ${run.label}${run.current ? " (this run)" : ""}`;
-      row.insertCell().textContent = run.status || "";
-      row.insertCell().textContent = String(run.epoch ?? 0);
-      row.insertCell().textContent = fmt(run.test_loss);
-      row.insertCell().textContent = fmt(run.test_accuracy);
+      for (let c = 0; c < 5; c++) row.insertCell();
+      this.fill(row, run, i);
+      return row;
     });
     const button = document.createElement("button");
     button.type = "button";
@@ -77,6 +84,12 @@ export class RunsView {
     this.button = button;
     this.root.append(table, button);
     this.updateButton();
+  }
+
+  fill(row, run, i) {
+    const texts = [`${i + 1}. ${run.label}${run.current ? " (this run)" : ""}`, run.status || "",
+      String(run.epoch ?? 0), fmt(run.test_loss), fmt(run.test_accuracy)];
+    texts.forEach((t, c) => { const cell = row.cells[c + 1]; if (cell.textContent !== t) cell.textContent = t; });
   }
 
   updateButton() {
