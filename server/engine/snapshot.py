@@ -193,13 +193,14 @@ def _context(trainer, dataset) -> Context:
         ctx.inputs["samples"] = _tensor(dataset.x_test[sample_indices(dataset, IMAGE_SAMPLES)],
                                         device)
         ctx.inputs["grid"] = _tensor(dataset.x_test[grid_indices(dataset, IMAGE_GRID)], device)
+    else:
+        ctx.inputs["samples"] = _tensor(
+            dataset.x_test[sample_indices(dataset, SEQUENCE_SAMPLES)], device)
+    if dataset.shape.task == "classification":  # the test set's confusion matrix, every kind
         n = min(len(dataset.x_test), CONFUSION_MAX)
         ctx.inputs["test_x"] = _tensor(dataset.x_test[:n], device)
         ctx.inputs["test_y"] = torch.as_tensor(np.asarray(dataset.y_test[:n]).reshape(n, -1)[:, 0],
                                                device=device)
-    else:
-        ctx.inputs["samples"] = _tensor(
-            dataset.x_test[sample_indices(dataset, SEQUENCE_SAMPLES)], device)
     _contexts[trainer] = ctx
     return ctx
 
@@ -312,18 +313,24 @@ def _images(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
             maps = c[:, :MAX_MAP_CHANNELS].float().transpose(0, 1)  # (channels, samples, h, w)
             b.add_quantized(f"layer{i}.feature_maps", maps.cpu().numpy())
     b.add("predictions", _transform(model(ctx.inputs["grid"]).float(), how).cpu().numpy())
+
+
+def _confusion(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
+    """The test set's confusion matrix now (rows: true class, columns: predicted)."""
     classes = trainer_classes(trainer)
-    if classes:
-        logits = torch.cat([model(x) for x in ctx.inputs["test_x"].split(500)])  # (n, outputs)
-        if logits.shape[1] == 1:
-            threshold = 0.0 if how == "sigmoid" else 0.5
-            predicted = (logits[:, 0] > threshold).long()  # (n,)
-        else:
-            predicted = logits.argmax(dim=1)  # (n,)
-        truth = ctx.inputs["test_y"].long()  # (n,)
-        cells = torch.bincount(truth * classes + predicted.clamp(0, classes - 1),
-                               minlength=classes * classes)
-        b.add("confusion", cells.reshape(classes, classes).cpu().numpy(), "int32")
+    if not classes or "test_x" not in ctx.inputs:
+        return
+    model = trainer.model
+    logits = torch.cat([model(x) for x in ctx.inputs["test_x"].split(500)])  # (n, outputs)
+    if logits.shape[1] == 1:
+        threshold = 0.0 if how == "sigmoid" else 0.5
+        predicted = (logits[:, 0] > threshold).long()  # (n,)
+    else:
+        predicted = logits.argmax(dim=1)  # (n,)
+    truth = ctx.inputs["test_y"].long()  # (n,)
+    cells = torch.bincount(truth * classes + predicted.clamp(0, classes - 1),
+                           minlength=classes * classes)
+    b.add("confusion", cells.reshape(classes, classes).cpu().numpy(), "int32")
 
 
 def trainer_classes(trainer) -> int:
@@ -391,6 +398,7 @@ def _frame(trainer, dataset, options: dict) -> bytes:
                 _images(b, trainer, ctx, how)
             else:
                 _sequences(b, trainer, ctx, how, modules, specs)
+            _confusion(b, trainer, ctx, how)
         _add_parameters(b, ctx)
     finally:
         if ctx.needs_eval:

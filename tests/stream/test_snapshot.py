@@ -200,3 +200,25 @@ def test_token_sequences_describe_their_token_names(registry):
         "A?", "B?", "C?"]
     assert len(described["token_names"]) == dataset.shape.input.tokens
     assert "token_names" not in snapshot.describe(registry.load(DatasetSpec(name="sine")))
+
+
+@pytest.mark.parametrize("dataset, layers", [
+    ({"name": "iris"}, [{"type": "dense", "units": 6}]),
+    ({"name": "marker"}, [{"type": "gru", "units": 6}]),
+    ({"name": "blobs"}, [{"type": "dense", "units": 4}]),
+    ({"name": "xor"}, [{"type": "dense", "units": 4}]),
+])
+def test_every_classification_frame_has_the_test_confusion_matrix(registry, dataset, layers):
+    trainer, data = trained(registry, dataset, layers)
+    header, arrays = decode(trainer, data)
+    # the oracle: the trainer's own test confusion matrix for the same weights
+    expected = np.array(trainer.evaluate()["test_confusion_matrix"])
+    classes = data.shape.num_classes
+    assert arrays["confusion"].shape == (classes, classes)
+    np.testing.assert_array_equal(arrays["confusion"], expected)
+
+
+def test_regression_frames_have_no_confusion_matrix(registry):
+    trainer, data = trained(registry, {"name": "sine"}, [{"type": "lstm", "units": 4}])
+    _, arrays = decode(trainer, data)
+    assert "confusion" not in arrays
