@@ -156,6 +156,12 @@ function problemOptions() {
 
 // ---- rendering from the state -------------------------------------------------------------------
 
+/** The optimizers that read `training.optimizer.momentum` (its description in the catalogue). */
+const MOMENTUM_OPTIMIZERS = new Set(["momentum", "nesterov", "rmsprop"]);
+
+/** Train and validation shares must leave some test data (the server's rule). */
+const MAX_TRAIN_PLUS_VALIDATION = 0.95;
+
 function renderControls() {
   for (const el of document.querySelectorAll("[data-prop]")) {
     const value = store.get(el.dataset.prop);
@@ -163,6 +169,15 @@ function renderControls() {
     else if (document.activeElement !== el || el.tagName === "SELECT") el.value = value === null ? "" : String(value);
   }
   $("train_fraction_value").textContent = `${Math.round(store.get("train_fraction") * 100)}%`;
+  const validation = store.get("validation_fraction");
+  const testShare = Math.round((1 - store.get("train_fraction") - validation) * 100);
+  $("validation_fraction_value").textContent = `${Math.round(validation * 100)}% (test ${testShare}%)`;
+  $("early_stopping").title = validation > 0
+    ? "Stop when the validation loss has not improved for this many epochs, and put back the weights of the best epoch. Empty: off."
+    : "Stop when the loss has not improved for this many epochs, and put back the weights of the best epoch. Empty: off. "
+      + "With no validation data it watches the test loss: move the Validation data slider to keep the test data unseen.";
+  $("momentum-field").hidden = !MOMENTUM_OPTIMIZERS.has(store.get("optimizer"));
+  $("init-std-field").hidden = store.get("init") !== "normal";
   $("batch_size_value").textContent = String(store.get("batch_size"));
   $("data_seed_value").textContent = String(store.get("data_seed"));
   $("regularization_rate").disabled = store.get("regularization") === "none";
@@ -251,7 +266,8 @@ function scheduleCheck() {
 async function checkModel() {
   const seq = ++page.checkSeq;
   const spec = store.toSpec();
-  clearErrors(["model"]);
+  // The check covers the data, the model and the training settings: it clears their errors.
+  clearErrors(["model", "loss", "init", "init_std", "train_fraction", "validation_fraction", "early_stopping"]);
   try {
     const report = await api.checkModel({ dataset: spec.dataset, model: spec.model, training: spec.training });
     if (seq !== page.checkSeq) return;
@@ -288,7 +304,13 @@ function setStatus(status, epoch) {
   play.setAttribute("aria-label", running ? "Pause" : "Play");
   play.innerHTML = running ? PAUSE_ICON : PLAY_ICON;
   play.classList.toggle("playing", running);
-  $("job-status").textContent = s && s !== "running" ? s : "";
+  const early = earlyStopText(page.job);
+  const statusEl = $("job-status");
+  statusEl.textContent = early ? `stopped early (best epoch ${page.job.bestEpoch ?? "?"})` : s && s !== "running" ? s : "";
+  statusEl.title = early;
+  statusEl.classList.toggle("early", Boolean(early));
+  $("early-stop").hidden = !early;
+  $("early-stop").textContent = early ? `Early stopping: ${early}.` : "";
   const run = page.job && runOf(page.job.id);
   if (run && (run.status !== page.job.status || run.epoch !== page.job.epoch)) {
     run.status = page.job.status;
@@ -311,6 +333,7 @@ async function createJob(start) {
       page.job = { id: created.id, token: created.token, status: created.status, epoch: 0, stream: null };
       window.__playground.job = page.job;
       addRun(page.job, spec);
+      setLossChart(spec.dataset.validation_fraction > 0);
       clearCharts();
       connect(page.job);
       setStatus(created.status, 0);
@@ -440,6 +463,32 @@ async function patchJob(keys) {
 
 // ---- stream messages -----------------------------------------------------------------------------
 
+/** Training and test curves of a metric, and validation when the job holds some data out. */
+function curves(name) {
+  const series = [
+    { field: `train_${name}`, label: "training", stroke: "#555" },
+    { field: `test_${name}`, label: "test", stroke: "#0877bd" },
+  ];
+  if (page.validation) series.push({ field: `validation_${name}`, label: "validation", stroke: "#f59322", dash: [6, 3] });
+  return series;
+}
+
+/** The loss chart of the next job: with a validation curve when its spec holds data out. */
+function setLossChart(validation) {
+  if (lossChart && page.validation === validation) return;
+  page.validation = validation;
+  lossChart?.destroy();
+  lossChart = new LineChart($("loss-chart"), { title: "Loss", series: curves("loss") });
+  page.charts = { ...page.charts, loss: lossChart };
+}
+
+/** "stopped early at epoch 14; best epoch 11 put back", or "" for any other end. */
+function earlyStopText(job) {
+  if (job?.stopReason !== "early_stopping") return "";
+  const best = job.bestEpoch ? `; the weights of epoch ${job.bestEpoch} put back` : "";
+  return `stopped early at epoch ${job.epoch}: the ${page.validation ? "validation" : "test"} loss stopped improving${best}`;
+}
+
 function onHello(msg) {
   clearCharts();
   onMetrics(msg.metrics || []);
@@ -462,6 +511,7 @@ function onHello(msg) {
 }
 
 function onStatus(msg) {
+  if (page.job && msg.status) page.job.stopReason = msg.stop_reason || null;
   setStatus(msg.status, msg.epoch);
   if (msg.status === "failed") {
     showError("play", msg.error || "The job failed.");
@@ -475,6 +525,7 @@ function clearCharts() {
   for (const c of [lossChart, metricChart, lrChart]) c?.clear();
   $("scores").textContent = "";
   $("hint").hidden = false;
+  $("early-stop").hidden = true;
   page.metricField = null;
 }
 
@@ -499,6 +550,7 @@ function onMetrics(points) {
   metricChart.chart?.append(points);
   $("hint").hidden = true;
   const last = points[points.length - 1];
+  if (page.job && last.best_epoch) page.job.bestEpoch = last.best_epoch;
   const run = page.job && runOf(page.job.id);
   if (run) {
     run.test_loss = last.test_loss ?? run.test_loss;
@@ -506,14 +558,15 @@ function onMetrics(points) {
     renderRuns();
   }
   if (page.job && last.epoch !== undefined) setStatus(undefined, last.epoch);
-  const rows = [["Test loss", last.test_loss], ["Training loss", last.train_loss]];
+  const rows = [["Test loss", last.test_loss], ["Validation loss", last.validation_loss], ["Training loss", last.train_loss]];
   if (page.metricField) rows.push([`Test ${page.metricField.replace(/_/g, " ")}`, last[`test_${page.metricField}`]]);
   const dl = $("scores");
   dl.textContent = "";
+  if (last.best_epoch) rows.push(["Best epoch", last.best_epoch]);
   for (const [name, v] of rows) {
     if (typeof v !== "number") continue;
     const dt = document.createElement("dt"); dt.textContent = name;
-    const dd = document.createElement("dd"); dd.textContent = v.toFixed(3);
+    const dd = document.createElement("dd"); dd.textContent = Number.isInteger(v) && name === "Best epoch" ? String(v) : v.toFixed(3);
     dl.append(dt, dd);
   }
 }
@@ -609,7 +662,7 @@ function fillSelect(select, options) {
   select.textContent = "";
   for (const o of options) {
     const name = typeof o === "string" ? o : o.name;
-    const opt = new Option(name.replace(/_/g, " "), name);
+    const opt = new Option(o.label || name.replace(/_/g, " "), name);
     if (o.description) opt.title = o.description;
     select.add(opt);
   }
@@ -621,6 +674,13 @@ function bindControls() {
   fillSelect($("schedule"), c.schedules);
   fillSelect($("activation"), c.activations);
   fillSelect($("regularization"), c.regularizations);
+  fillSelect($("init"), c.initializers);
+  $("init").title = c.schemas?.job?.$defs?.ModelSpec?.properties?.init?.description
+    || "How the weights start; hover an option for what it does";
+  fillSelect($("loss"), c.losses.map((name) => (name === "auto"
+    ? { name, label: "auto (matches the task)", description: "The loss the task needs: bce for two classes, cross entropy for more, mse for regression." }
+    : name)));
+  $("loss").title = c.schemas?.training?.properties?.loss?.description || "";
   for (const f of c.export_formats || []) {
     const opt = new Option(f.name, f.name);
     opt.title = `${f.description} (.${f.extension})`;
@@ -644,7 +704,7 @@ function bindControls() {
     if (el.type === "range") {
       el.addEventListener("input", () => {
         const out = $(`${key}_value`);
-        if (out) out.textContent = key === "train_fraction" ? `${Math.round(Number(el.value) * 100)}%` : el.value;
+        if (out) out.textContent = key.endsWith("_fraction") ? `${Math.round(Number(el.value) * 100)}%` : el.value;
       });
     }
     el.addEventListener("change", () => {
@@ -653,10 +713,18 @@ function bindControls() {
         showError(key, "Enter a number."); return;
       }
       if (key === "learning_rate" && !(value > 0)) { showError(key, "The learning rate must be above 0."); return; }
+      if (key === "momentum" && !(value >= 0 && value < 1)) { showError(key, "The momentum must be at least 0 and below 1."); return; }
+      if (key === "init_std" && !(value > 0 && value <= 10)) { showError(key, "The std must be above 0 and at most 10."); return; }
+      if (key === "early_stopping" && value !== null && !(value >= 1)) { showError(key, "The patience is at least 1 epoch; leave it empty for off."); return; }
       clearErrors([key]);
       if (key === "activation") {
         const layers = store.get("layers").map((l) => (page.schemas.get(l.type)?.properties?.activation ? { ...l, activation: value } : l));
         store.set({ activation: value, layers });
+      } else if (key === "train_fraction" || key === "validation_fraction") {
+        // Keep some test data: the share just moved wins, the other one gives way.
+        const other = key === "train_fraction" ? "validation_fraction" : "train_fraction";
+        const room = Math.round((MAX_TRAIN_PLUS_VALIDATION - value) * 100) / 100;
+        store.set({ [key]: value, ...(store.get(other) > room ? { [other]: Math.max(0, room) } : {}) });
       } else if (key === "problem") {
         const keep = entry()?.task === value;
         if (keep) store.set({ problem: value });
@@ -935,24 +1003,12 @@ async function start() {
     },
   });
   datasetsView = new DatasetsView($("datasets"), { onPick: pickDataset });
-  lossChart = new LineChart($("loss-chart"), {
-    title: "Loss",
-    series: [
-      { field: "train_loss", label: "training", stroke: "#555" },
-      { field: "test_loss", label: "test", stroke: "#0877bd" },
-    ],
-  });
+  setLossChart(false);
   metricChart = {
     chart: null,
     setMetric(name) {
       this.chart?.destroy();
-      this.chart = new LineChart($("metric-chart"), {
-        title: name.replace(/_/g, " "),
-        series: [
-          { field: `train_${name}`, label: "training", stroke: "#555" },
-          { field: `test_${name}`, label: "test", stroke: "#0877bd" },
-        ],
-      });
+      this.chart = new LineChart($("metric-chart"), { title: name.replace(/_/g, " "), series: curves(name) });
     },
     clear() { this.chart?.destroy(); this.chart = null; $("metric-chart").textContent = ""; },
   };
@@ -961,7 +1017,8 @@ async function start() {
     series: [{ field: "learning_rate", label: "learning rate", stroke: "#f59322" }],
   });
 
-  page.charts = { loss: lossChart, metric: metricChart, learning_rate: lrChart };
+  page.charts.metric = metricChart;
+  page.charts.learning_rate = lrChart;
   bindControls();
   const fromHash = Store.parseHash(location.hash);
   if (fromHash.dataset && !page.datasets.has(fromHash.dataset)) delete fromHash.dataset;

@@ -6,6 +6,8 @@
  *   "reset": the old job is deleted and the next play creates a new one (data, network);
  *   "live":  sent to the running job (PATCH) without a restart (learning rate, batch size...);
  *   "view":  only redraws the page.
+ * A row may carry `toSpec` / `fromSpec` when the page keeps a simpler value than the spec does
+ * (early stopping: the page keeps the patience, the spec an object or null).
  * The URL hash, the job spec, loading a spec file and mapping a server error back to the control
  * that caused it are all loops over this table. Nothing here talks to the server or the DOM.
  */
@@ -15,16 +17,25 @@ export const PROPS = [
   { key: "params", kind: "json", def: {}, path: ["dataset", "params"], effect: "reset" },
   { key: "features", kind: "list", def: ["x1", "x2"], path: ["dataset", "features"], effect: "reset" },
   { key: "train_fraction", kind: "number", def: 0.5, path: ["dataset", "train_fraction"], effect: "reset" },
+  { key: "validation_fraction", kind: "number", def: 0, path: ["dataset", "validation_fraction"], effect: "reset" },
   { key: "data_seed", kind: "int", def: 1, path: ["dataset", "seed"], effect: "reset" },
   { key: "layers", kind: "json", path: ["model", "layers"], effect: "reset",
     def: [{ type: "dense", units: 4, activation: "tanh" }, { type: "dense", units: 2, activation: "tanh" }] },
+  { key: "init", kind: "string", def: "xavier_uniform", path: ["model", "init"], effect: "reset" },
+  { key: "init_std", kind: "number", def: 0.1, path: ["model", "init_std"], effect: "reset" },
+  { key: "loss", kind: "string", def: "auto", path: ["training", "loss"], effect: "reset" },
   { key: "learning_rate", kind: "number", def: 0.03, path: ["training", "optimizer", "learning_rate"], effect: "live" },
   { key: "optimizer", kind: "string", def: "sgd", path: ["training", "optimizer", "name"], effect: "reset" },
+  { key: "momentum", kind: "number", def: 0.9, path: ["training", "optimizer", "momentum"], effect: "live" },
   { key: "schedule", kind: "string", def: "constant", path: ["training", "schedule", "name"], effect: "reset" },
   { key: "batch_size", kind: "int", def: 10, path: ["training", "batch_size"], effect: "live" },
   { key: "regularization", kind: "string", def: "none", path: ["training", "regularization", "kind"], effect: "live" },
   { key: "regularization_rate", kind: "number", def: 0, path: ["training", "regularization", "rate"], effect: "live" },
   { key: "epochs", kind: "int?", def: null, path: ["training", "epochs"], effect: "live" },
+  // The patience in epochs, or null (off); the best weights are always put back.
+  { key: "early_stopping", kind: "int?", def: null, path: ["training", "early_stopping"], effect: "reset",
+    toSpec: (patience) => (patience === null ? null : { patience, restore_best: true }),
+    fromSpec: (rule) => (rule && Number.isInteger(rule.patience) ? rule.patience : null) },
   { key: "seed", kind: "int", def: 0, path: ["training", "seed"], effect: "reset" },
   // Page-only fields.
   { key: "activation", kind: "string", def: "tanh", path: null, effect: "reset" },
@@ -140,7 +151,11 @@ export class Store {
   /** The job spec (API.md) that this state describes. */
   toSpec({ start = true, epochs } = {}) {
     const spec = { name: "", dataset: {}, model: { output: "auto" }, training: {}, start };
-    for (const prop of PROPS) if (prop.path) setPath(spec, prop.path, clone(this.state[prop.key]));
+    for (const prop of PROPS) {
+      if (!prop.path) continue;
+      const value = clone(this.state[prop.key]);
+      setPath(spec, prop.path, prop.toSpec ? prop.toSpec(value) : value);
+    }
     if (epochs !== undefined) spec.training.epochs = epochs;
     spec.name = `${this.state.dataset}, ${this.state.layers.length} layer(s)`;
     return spec;
@@ -155,7 +170,8 @@ export class Store {
     for (const prop of PROPS) {
       if (!prop.path) continue;
       const value = getPath(spec, prop.path);
-      changes[prop.key] = value === undefined ? clone(prop.def) : value;
+      if (value === undefined) changes[prop.key] = clone(prop.def);
+      else changes[prop.key] = prop.fromSpec ? prop.fromSpec(value) : value;
     }
     return changes;
   }
