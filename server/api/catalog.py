@@ -24,6 +24,7 @@ from server.spec.job import (
     TrainingSpec,
 )
 from server.spec.layers import ACTIVATIONS, INITIALIZERS, LAYER_TYPES
+from server.train.optim import LOSS_DESCRIPTIONS, OPTIMIZERS
 
 router = APIRouter()
 
@@ -67,7 +68,10 @@ def catalog(settings: SettingsDep, datasets: DatasetsDep) -> dict[str, Any]:
         "activations": [{"name": k, "description": v} for k, v in ACTIVATIONS.items()],
         "initializers": [{"name": k, "description": v} for k, v in INITIALIZERS.items()],
         "losses": choices(TrainingSpec, "loss"),
+        "loss_descriptions": LOSS_DESCRIPTIONS,
         "optimizers": choices(OptimizerSpec, "name"),
+        "optimizer_settings": {name: {"description": what, "settings": list(fields)}
+                               for name, (what, fields) in OPTIMIZERS.items()},
         "schedules": choices(ScheduleSpec, "name"),
         "regularizations": choices(RegularizationSpec, "kind"),
         "model_outputs": choices(ModelSpec, "output"),

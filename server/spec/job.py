@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from server.spec.layers import Initializer, Layer
 
@@ -50,16 +50,23 @@ class DatasetSpec(Strict):
     )
     seed: int = Field(1, ge=0, le=2**31 - 1, description="Seed of the data and of the split.")
 
-    @model_validator(mode="after")
-    def _fractions(self) -> DatasetSpec:
-        if self.train_fraction + self.validation_fraction >= 1.0:
+    @field_validator("validation_fraction")
+    @classmethod
+    def _leaves_test_data(cls, value: float, info: ValidationInfo) -> float:
+        train = info.data.get("train_fraction")
+        if train is not None and train + value >= 1.0:
             raise ValueError(
                 "train_fraction + validation_fraction must be below 1 so that some data is left "
-                f"for testing; got {self.train_fraction} + {self.validation_fraction}"
+                f"for testing; got {train} + {value}"
             )
-        if len(set(self.features)) != len(self.features):
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
             raise ValueError("features must not repeat")
-        return self
+        return value
 
 
 class ModelSpec(Strict):

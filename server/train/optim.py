@@ -16,6 +16,27 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 LOSSES = ("mse", "l1", "huber", "bce", "cross_entropy")
+LOSS_DESCRIPTIONS = {
+    "auto": "matches the task: bce for two classes, cross_entropy for more, mse for regression",
+    "mse": "mean squared error",
+    "l1": "mean absolute error",
+    "huber": "squared for small errors, absolute for large ones: robust to outliers",
+    "bce": "binary cross-entropy on the logit of one output unit",
+    "cross_entropy": "softmax cross-entropy over k output units",
+}
+# name -> (what it does, the OptimizerSpec fields it reads besides learning_rate)
+OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sgd": ("plain gradient descent", ("weight_decay",)),
+    "momentum": ("gradient descent with momentum", ("momentum", "weight_decay")),
+    "nesterov": ("gradient descent with Nesterov momentum", ("momentum", "weight_decay")),
+    "adagrad": ("a rate per weight that shrinks with the sum of its squared gradients",
+                ("eps", "weight_decay")),
+    "rmsprop": ("a rate per weight from a moving average of its squared gradients",
+                ("alpha", "eps", "momentum", "weight_decay")),
+    "adam": ("momentum and RMSProp's scaling, bias-corrected",
+             ("beta1", "beta2", "eps", "weight_decay")),
+    "adamw": ("Adam with decoupled weight decay", ("beta1", "beta2", "eps", "weight_decay")),
+}
 
 
 def data_loss(name: str, out: Tensor, y: Tensor) -> Tensor:
@@ -91,8 +112,7 @@ def make_optimizer(params, spec) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=(spec.beta1, spec.beta2), eps=spec.eps,
                                  weight_decay=wd)
-    raise ValueError(f"unknown optimizer '{name}'; expected one of: sgd, momentum, nesterov, "
-                     "adagrad, rmsprop, adam, adamw")
+    raise ValueError(f"unknown optimizer '{name}'; expected one of: {', '.join(OPTIMIZERS)}")
 
 
 def scheduled_lr(spec, base_lr: float, epoch: int) -> float:

@@ -49,6 +49,15 @@ def test_catalog_lists_the_choices_and_limits(server):
         "auto", "mse", "l1", "huber", "bce", "cross_entropy"]
     assert catalog["optimizers"] == list(get_args(OptimizerSpec.model_fields["name"].annotation))
     assert "adam" in catalog["optimizers"]
+    # every optimizer says what it reads, in OptimizerSpec's own field names
+    assert list(catalog["optimizer_settings"]) == catalog["optimizers"]
+    for entry in catalog["optimizer_settings"].values():
+        assert entry["description"]
+        assert set(entry["settings"]) <= set(OptimizerSpec.model_fields) - {"name"}
+    assert catalog["optimizer_settings"]["sgd"]["settings"] == ["weight_decay"]
+    assert "momentum" in catalog["optimizer_settings"]["nesterov"]["settings"]
+    assert "momentum" not in catalog["optimizer_settings"]["adam"]["settings"]
+    assert list(catalog["loss_descriptions"]) == catalog["losses"]
     assert catalog["schedules"] == list(get_args(ScheduleSpec.model_fields["name"].annotation))
     assert catalog["regularizations"] == ["none", "l1", "l2"]
     assert catalog["model_outputs"] == ["auto", "none"]

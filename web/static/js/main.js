@@ -156,9 +156,6 @@ function problemOptions() {
 
 // ---- rendering from the state -------------------------------------------------------------------
 
-/** The optimizers that read `training.optimizer.momentum` (its description in the catalogue). */
-const MOMENTUM_OPTIMIZERS = new Set(["momentum", "nesterov", "rmsprop"]);
-
 /** Train and validation shares must leave some test data (the server's rule). */
 const MAX_TRAIN_PLUS_VALIDATION = 0.95;
 
@@ -176,7 +173,8 @@ function renderControls() {
     ? "Stop when the validation loss has not improved for this many epochs, and put back the weights of the best epoch. Empty: off."
     : "Stop when the loss has not improved for this many epochs, and put back the weights of the best epoch. Empty: off. "
       + "With no validation data it watches the test loss: move the Validation data slider to keep the test data unseen.";
-  $("momentum-field").hidden = !MOMENTUM_OPTIMIZERS.has(store.get("optimizer"));
+  const settings = page.catalog?.optimizer_settings?.[store.get("optimizer")]?.settings || [];
+  $("momentum-field").hidden = !settings.includes("momentum");
   $("init-std-field").hidden = store.get("init") !== "normal";
   $("batch_size_value").textContent = String(store.get("batch_size"));
   $("data_seed_value").textContent = String(store.get("data_seed"));
@@ -670,16 +668,17 @@ function fillSelect(select, options) {
 
 function bindControls() {
   const c = page.catalog;
-  fillSelect($("optimizer"), c.optimizers);
+  fillSelect($("optimizer"), c.optimizers.map((name) => ({
+    name, description: c.optimizer_settings?.[name]?.description })));
   fillSelect($("schedule"), c.schedules);
   fillSelect($("activation"), c.activations);
   fillSelect($("regularization"), c.regularizations);
   fillSelect($("init"), c.initializers);
   $("init").title = c.schemas?.job?.$defs?.ModelSpec?.properties?.init?.description
     || "How the weights start; hover an option for what it does";
-  fillSelect($("loss"), c.losses.map((name) => (name === "auto"
-    ? { name, label: "auto (matches the task)", description: "The loss the task needs: bce for two classes, cross entropy for more, mse for regression." }
-    : name)));
+  fillSelect($("loss"), c.losses.map((name) => ({
+    name, label: name === "auto" ? "auto (matches the task)" : undefined,
+    description: c.loss_descriptions?.[name] })));
   $("loss").title = c.schemas?.training?.properties?.loss?.description || "";
   for (const f of c.export_formats || []) {
     const opt = new Option(f.name, f.name);
