@@ -12,9 +12,9 @@ import secrets
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import (
@@ -175,7 +175,9 @@ def get_job(job: AuthorizedJobDep, engine: EngineDep) -> dict:
 
 
 @router.get("/jobs/{job_id}/metrics")
-def get_metrics(job: AuthorizedJobDep, store: StoreDep, since: int | None = None) -> dict:
+def get_metrics(job: AuthorizedJobDep, store: StoreDep,
+                since: Annotated[int | None, Query(ge=0, le=2**31 - 1, description=(
+                    "Only the epochs after this one."))] = None) -> dict:
     """The per-epoch history (only the epochs after `since` when given)."""
     return {"job_id": job["id"], "history": store.history(job["id"], since=since)}
 

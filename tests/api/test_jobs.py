@@ -215,3 +215,16 @@ def test_job_limits_are_429(closed_server):
             assert client.delete(f"/api/jobs/{job['id']}").status_code == 204
         assert get(client, create(client, xor_spec(epochs=1))["id"])["status"] in (
             "queued", "running", "completed")
+
+
+def test_metrics_since_gives_the_later_epochs_and_refuses_out_of_range(server):
+    with server.client() as client:
+        job = create(client, xor_spec(epochs=4))
+        wait_status(client, job["id"], "completed")
+        later = client.get(f"/api/jobs/{job['id']}/metrics", params={"since": 2}).json()
+        assert [r["epoch"] for r in later["history"]] == [3, 4]
+        for bad in (-1, 2**31, -661953705921642758144):
+            r = client.get(f"/api/jobs/{job['id']}/metrics", params={"since": bad})
+            assert r.status_code == 422
+            assert r.json()["detail"][0]["loc"] == ["query", "since"]
+        delete(client, job["id"])

@@ -76,6 +76,12 @@ def test_unknown_layer_type_lists_the_types():
         (("layers", 0), f"unknown layer type 'conv'; expected one of: {TYPES}")]
 
 
+@pytest.mark.parametrize("bad", [{}, [], 3, None, True])
+def test_a_type_that_is_not_a_name_is_refused_not_crashed_on(bad):
+    assert errors([{"type": bad}]) == [
+        (("layers", 0), f"unknown layer type {bad!r}; expected one of: {TYPES}")]
+
+
 def test_missing_layer_type_lists_the_types():
     assert errors([{"units": 3}]) == [(("layers", 0), f"a layer needs a 'type'; one of: {TYPES}")]
 

@@ -47,7 +47,7 @@ def _known_type(value: Any) -> Any:
                 "layer_type_missing", "a layer needs a 'type'; one of: {choices}",
                 {"choices": choices},
             )
-        if value["type"] not in LAYER_TYPES:
+        if not isinstance(value["type"], str) or value["type"] not in LAYER_TYPES:
             raise PydanticCustomError(
                 "layer_type", "unknown layer type {given}; expected one of: {choices}",
                 {"given": repr(value["type"]), "choices": choices},
