@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${PLAYGROUND_VENV:-.venv}"
-extras="export"
-[ "${1:-}" = "--test" ] && extras="export,test"
+extras="export,client"
+[ "${1:-}" = "--test" ] && extras="export,client,test"
 stamp="$venv/.installed-$extras-$(cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)"
 [ -f "$stamp" ] && exit 0
 

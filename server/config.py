@@ -49,6 +49,33 @@ class Settings(BaseModel):
     max_upload_rows: int = Field(100_000, ge=10, description="Most rows in an uploaded CSV.")
     max_upload_columns: int = Field(1000, ge=2, description="Most columns in an uploaded CSV.")
     max_samples: int = Field(20_000, ge=10, description="Most samples a generated set may have.")
+    # Disks (H5, issue 12): quotas on what is stored (0: no limit) and the free-space guard.
+    max_concurrent_uploads: int = Field(
+        2, ge=1, description="CSV files parsed at once; more wait up to upload_wait_seconds."
+    )
+    upload_wait_seconds: float = Field(
+        10.0, ge=0, description="How long an upload waits for a parse slot before a 503."
+    )
+    max_upload_storage_per_student: int = Field(
+        50 * 1024 * 1024, ge=0,
+        description="Bytes of uploaded data one student may keep (stored size; 413 past it).",
+    )
+    max_upload_storage_total: int = Field(
+        2 * 1024**3, ge=0, description="Bytes of uploaded data the server keeps (507 past it)."
+    )
+    max_checkpoint_storage_per_student: int = Field(
+        1024**3, ge=0,
+        description="Bytes of checkpoints one student's jobs may keep (413 past it).",
+    )
+    max_checkpoint_storage_total: int = Field(
+        20 * 1024**3, ge=0,
+        description="Bytes of checkpoints all jobs may keep (507 past it).",
+    )
+    min_free_disk_mb: int = Field(
+        200, ge=0,
+        description="Below this much free space in the data directory, new jobs and uploads "
+        "get 507 and running jobs are paused; 0: no guard.",
+    )
 
     # Engine.
     max_running_jobs: int = Field(
@@ -74,6 +101,51 @@ class Settings(BaseModel):
     )
     client_timeout_seconds: float = Field(
         60.0, gt=0, description="A client that acknowledges nothing for this long is disconnected."
+    )
+    # Stream limits (H3, issue 12; docs/STREAM.md "Limits").
+    stream_max_message_bytes: int = Field(
+        65536, ge=1024, le=16 * 1024 * 1024,
+        description="Largest message a client may send on a stream; larger: closed with 1009.",
+    )
+    stream_messages_per_second: float = Field(
+        50.0, ge=0, description="Messages a second one stream may send (token bucket; 0: no "
+        "limit); past it a message is refused with an error frame.",
+    )
+    stream_message_burst: int = Field(
+        100, ge=1, description="Messages one stream may send at once before the rate applies."
+    )
+    stream_connects_per_second: float = Field(
+        5.0, ge=0, description="New streams a second one client (token, else address) may "
+        "open (token bucket; 0: no limit); past it a stream is closed with 4429 after a pause.",
+    )
+    stream_connect_burst: int = Field(
+        30, ge=1, description="New streams one client may open at once before the rate applies."
+    )
+    stream_max_violations: int = Field(
+        50, ge=1, description="Refused messages (too fast or not understood) a stream may send "
+        "(one is forgiven a second) before it is closed with 1008.",
+    )
+    stream_max_queued_messages: int = Field(
+        256, ge=8, description="Text messages waiting for one slow client; past it replies and "
+        "errors are dropped (counted in one notice) and statuses coalesce.",
+    )
+    hello_max_points: int = Field(
+        1000, ge=2, le=100_000, description="Most history points a stream's hello carries (evenly "
+        "spaced, the last always included); the rest is paged from GET .../metrics.",
+    )
+    history_detail_epochs: int = Field(
+        1000, ge=0, description="Epochs whose stored history keeps every field; past it the "
+        "confusion matrices are kept only every history_detail_every-th epoch.",
+    )
+    history_detail_every: int = Field(
+        10, ge=1,
+        description="Past history_detail_epochs, store confusion matrices every Nth epoch.",
+    )
+    max_concurrent_exports: int = Field(
+        2, ge=1, le=16, description="Model downloads converted at once (in worker processes)."
+    )
+    max_queued_exports: int = Field(
+        4, ge=0, description="Downloads that may wait for a converter; more get 503."
     )
 
     # Access.
@@ -136,8 +208,54 @@ class Settings(BaseModel):
         ge=0,
         description="A stream whose client sent nothing this long is closed (4408); 0: never.",
     )
+    max_jobs_per_student_total: int = Field(
+        30,
+        ge=1,
+        description="Most jobs one student may keep in class mode, whatever their state "
+        "(429 past it: delete old runs first).",
+    )
+    quota_key: Literal["token", "address", "token+address"] = Field(
+        "token+address",
+        description="Who a class limit counts: the student's token, their network address, or "
+        "both (joining again under another name then gives no fresh quota). Use 'token' when "
+        "students share one address (one NAT, or a proxy not in trusted_proxies).",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (comma-separated); empty: none, the peer is the client.",
+    )
+    metrics_access: Literal["auto", "open", "teacher", "off"] = Field(
+        "auto",
+        description="Who may read /metrics: auto: anyone on an open server, the teacher in "
+        "class mode; open; teacher; off.",
+    )
+    api_docs: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="/docs, /redoc and /openapi.json: auto: on an open server only; on; off.",
+    )
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    # Connections (python -m server passes these to uvicorn; docs/TEACHERS.md, Limits).
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request's headers must arrive within this (408, closed)."
+    )
+    body_timeout_seconds: float = Field(
+        120.0, gt=0, description="A request's body must arrive within this (408, closed)."
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, description="An idle kept-alive connection is closed after this."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=10,
+        description="Most connections (websockets included) served at once; more get 503.",
+    )
+    max_header_bytes: int = Field(
+        16384, ge=4096,
+        description="Most bytes of a request line and headers not yet complete (400 past it).",
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -151,6 +269,17 @@ class Settings(BaseModel):
             if not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise ValueError(f"{origin!r} is not an origin like http://host:port")
         return tuple(o.lower() for o in value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network like "
+                                 "10.0.0.1 or 10.0.0.0/24") from None
+        return value
 
     @property
     def is_open(self) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from server import __version__
+from server import __version__, disk
 from server.api import (
     catalog,
     classroom,
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    disk.install(app)  # a write refused for want of space: 507, not 500 (H5)
     for module in (catalog, datasets, models, jobs, stream, classroom, imports, compare):
         app.include_router(module.router, prefix="/api")
     app.include_router(pages.router)

@@ -29,6 +29,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 
+from server.durability import WalFlusher
+
 CHECKPOINT_FORMAT = "playground-checkpoint-1"
 ACTIVE_STATUSES = ("queued", "running")
 STATUSES = ("queued", "running", "paused", "completed", "stopped", "failed")
@@ -81,6 +83,21 @@ class LimitReached(Exception):
         self.retry_after = retry_after
 
 
+def quota_message(column: str, value: str, n: int, limit: int, active_only: bool) -> str:
+    """What a student reads at a per-student limit (by token, or by network address)."""
+    if column == "address":
+        who = f"This computer's address ({value}) already has {n} jobs"
+        shared = (" (students on one address share this limit; the teacher can set "
+                  "PLAYGROUND_QUOTA_KEY=token)")
+    else:
+        who, shared = f"You already have {n} jobs", ""
+    if active_only:
+        return (f"{who} running or queued, the most allowed{shared}; "
+                "pause, stop or delete one first.")
+    return (f"{who} kept, the most allowed ({limit}){shared}; "
+            "delete old runs you no longer need to make room.")
+
+
 def finite(value: Any) -> Any:
     """`value` with every NaN or infinite float replaced by None, so that JSON stays valid."""
     if isinstance(value, float):
@@ -115,7 +132,13 @@ class Store:
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(_SCHEMA)
+        # H4 (issue 12): the client address of each job, for quotas by address.
+        if "address" not in {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}:
+            conn.execute("ALTER TABLE jobs ADD COLUMN address TEXT")
+        conn.execute("CREATE INDEX IF NOT EXISTS jobs_address ON jobs (address, status)")
         self._remove_stale_temp_files()
+        # H4 (issue 12): a power cut loses at most the last second of history (durability.py).
+        self.flusher = WalFlusher(self.path)
 
     # -- connections ------------------------------------------------------------------------
 
@@ -127,8 +150,8 @@ class Store:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                    check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            # NORMAL in WAL mode survives a killed process (not a power cut) without an
-            # fsync per commit; checkpoints do their own fsync.
+            # NORMAL in WAL mode survives a killed process without an fsync per commit; the
+            # flusher (durability.py) bounds a power cut's loss to the last second.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
@@ -137,6 +160,8 @@ class Store:
         return conn
 
     def close(self) -> None:
+        if getattr(self, "flusher", None) is not None:
+            self.flusher.stop()
         with self._lock:
             self._closed = True
             for conn in self._connections:
@@ -151,27 +176,32 @@ class Store:
     def create_job(self, *, token: str, owner: str, spec: dict, status: str, name: str = "",
                    job_id: str | None = None, max_total: int | None = None,
                    max_active_for_owner: int | None = None,
-                   max_active: int | None = None) -> dict:
+                   max_active: int | None = None, address: str | None = None,
+                   quota: tuple[tuple[str, str], ...] = (),
+                   max_kept_for_owner: int | None = None) -> dict:
         """Insert a job and return its row. With limits, the count and the insert are one
-        transaction, so two requests at once cannot both take the last place."""
+        transaction, so two requests at once cannot both take the last place.
+
+        H4 (issue 12): `quota` lists who the per-owner limits count, as (column, value) pairs
+        with column "owner" or "address" (each counted alone; empty: the owner);
+        `max_kept_for_owner` bounds the jobs kept in any state, `address` is stored."""
         job_id = job_id or new_job_id()
         now = time.time()
+        quota = quota or (("owner", owner),)
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            refusal = self.quota_refusal(
+                quota, max_active=max_active_for_owner if status in ACTIVE_STATUSES else None,
+                max_kept=max_kept_for_owner, conn=conn)
+            if refusal is not None:
+                raise LimitReached(refusal)
             if max_total is not None:
                 (total,) = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()
                 if total >= max_total:
                     raise LimitReached(
                         f"The server holds its maximum of {max_total} jobs; "
                         "delete finished jobs to make room."
-                    )
-            if max_active_for_owner is not None and status in ACTIVE_STATUSES:
-                active = self.count_active(owner, conn=conn)
-                if active >= max_active_for_owner:
-                    raise LimitReached(
-                        f"You already have {active} jobs running or queued, the most allowed; "
-                        "pause, stop or delete one first."
                     )
             if max_active is not None and status in ACTIVE_STATUSES:
                 (active,) = conn.execute(
@@ -180,17 +210,45 @@ class Store:
                 if active >= max_active:
                     raise LimitReached(SERVER_FULL, retry_after=30)
             conn.execute(
-                "INSERT INTO jobs (id, token, owner, name, spec, status, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, token, owner, name, _dumps(spec), status, now, now),
+                "INSERT INTO jobs (id, token, owner, name, spec, status, created_at, updated_at,"
+                " address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, token, owner, name, _dumps(spec), status, now, now, address),
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         job = self.get_job(job_id)
         assert job is not None
         return job
+
+    # H4 (issue 12): limits per student, counted by token, by address or by both.
+    def count_quota(self, column: str, value: str, active_only: bool,
+                    conn: sqlite3.Connection | None = None) -> int:
+        """Jobs whose `column` ("owner" or "address") is `value` (running or queued only, or
+        in any state)."""
+        if column not in ("owner", "address"):
+            raise ValueError(f"not a quota column: {column!r}")
+        states = " AND status IN ('queued', 'running')" if active_only else ""
+        if column == "address":  # the teacher's jobs from a student's machine are not theirs
+            states += " AND owner != 'teacher'"
+        (n,) = (conn or self._conn()).execute(
+            f"SELECT COUNT(*) FROM jobs WHERE {column} = ?{states}", (value,)).fetchone()
+        return n
+
+    def quota_refusal(self, quota: tuple[tuple[str, str], ...], max_active: int | None = None,
+                      max_kept: int | None = None,
+                      conn: sqlite3.Connection | None = None) -> str | None:
+        """Why one more running job (`max_active`) or one more job at all (`max_kept`) would
+        pass a per-student limit for any (column, value) of `quota`, or None."""
+        for limit, active_only in ((max_kept, False), (max_active, True)):
+            if limit is None:
+                continue
+            for column, value in quota:
+                n = self.count_quota(column, value, active_only, conn=conn)
+                if n >= limit:
+                    return quota_message(column, value, n, limit, active_only)
+        return None
 
     def count_active(self, owner: str, conn: sqlite3.Connection | None = None) -> int:
         conn = conn or self._conn()
@@ -228,6 +286,29 @@ class Store:
             )
         return [self._job(r) for r in rows.fetchall()]
 
+    # H5 (disks, uploads): who uses a data set; what checkpoints take.
+    def jobs_using_dataset(self, name: str) -> list[dict]:
+        """`{"id", "name", "status"}` of every job whose spec trains on the data set `name`."""
+        rows = self._conn().execute(
+            "SELECT id, name, status FROM jobs WHERE json_extract(spec, '$.dataset.name') = ? "
+            "ORDER BY created_at, id", (name,))
+        return [dict(r) for r in rows.fetchall()]
+
+    def checkpoint_bytes(self, owner: str | None = None) -> int:
+        """Bytes of checkpoint files kept: of every job, or of the jobs of `owner`."""
+        if owner is None:
+            paths = self.checkpoint_dir.glob("*.safetensors")
+        else:
+            rows = self._conn().execute("SELECT id FROM jobs WHERE owner = ?", (owner,))
+            paths = (self.checkpoint_path(r[0]) for r in rows.fetchall())
+        total = 0
+        for path in paths:
+            try:
+                total += path.stat().st_size
+            except OSError:  # no checkpoint yet, or deleted meanwhile
+                pass
+        return total
+
     def update_job(self, job_id: str, **fields: Any) -> None:
         """Set columns of a job (`spec` and `metrics` as Python values, stored as JSON)."""
         unknown = set(fields) - _UPDATABLE
@@ -248,7 +329,7 @@ class Store:
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self.delete_checkpoint(job_id)
 
@@ -285,16 +366,37 @@ class Store:
             conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
-    def history(self, job_id: str, since: int | None = None) -> list[dict]:
-        """The job's per-epoch records, in epoch order (only those after `since` if given)."""
+    def history(self, job_id: str, since: int | None = None,
+                limit: int | None = None) -> list[dict]:
+        """The job's per-epoch records, in epoch order (only those after `since` if given, at
+        most `limit` if given)."""
         rows = self._conn().execute(
-            "SELECT record FROM metrics WHERE job_id = ? AND epoch > ? ORDER BY epoch",
-            (job_id, -1 if since is None else since),
+            "SELECT record FROM metrics WHERE job_id = ? AND epoch > ? ORDER BY epoch LIMIT ?",
+            (job_id, -1 if since is None else since, -1 if limit is None else limit),
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    # H3 (issue 12): a stream's hello carries a downsampled history.
+    def history_sample(self, job_id: str, max_points: int) -> tuple[list[dict], int, int]:
+        """(records, total, stride): at most `max_points` (>= 2) records, every stride-th from
+        the first plus the last; all of them (stride 1) when there are no more."""
+        conn = self._conn()
+        epochs = [r[0] for r in conn.execute(
+            "SELECT epoch FROM metrics WHERE job_id = ? ORDER BY epoch", (job_id,))]
+        total = len(epochs)
+        if total <= max_points:
+            return self.history(job_id), total, 1
+        stride = math.ceil(total / (max_points - 1))
+        chosen = epochs[:-1:stride] + [epochs[-1]]
+        rows = conn.execute(
+            "SELECT record FROM metrics WHERE job_id = ? AND epoch IN "
+            "(SELECT value FROM json_each(?)) ORDER BY epoch",
+            (job_id, json.dumps(chosen)),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows], total, stride
 
     def truncate_history(self, job_id: str, after_epoch: int) -> None:
         """Delete the records of epochs after `after_epoch` (before replaying them from a
@@ -312,7 +414,7 @@ class Store:
                          (last[0] if last else None, time.time(), job_id))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -365,6 +467,16 @@ class Store:
     def _remove_stale_temp_files(self) -> None:
         for tmp in self.checkpoint_dir.glob(".*.tmp*"):
             tmp.unlink(missing_ok=True)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what is left of a transaction (H5): SQLite has already rolled it back after
+    some errors (a full disk on COMMIT), and a second ROLLBACK would hide the first error."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 def write_atomic(path: Path, data: bytes) -> None:

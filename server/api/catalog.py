@@ -6,12 +6,14 @@ server/spec/job.py) and from the data registry, so nothing is written twice.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from functools import cache
 from typing import Any, get_args
 
 from fastapi import APIRouter
 
 from server import __version__
+from server.api.datasets import ViewerDep
 from server.api.deps import DatasetsDep, EngineDep, SettingsDep
 from server.config import Settings
 from server.export import FORMATS
@@ -53,6 +55,27 @@ def layer_entries() -> list[dict[str, Any]]:
     return entries
 
 
+def width_fields(layer_type: str) -> list[str]:
+    """The fields of a layer type that the server checks against `max_units` (what `widths()`
+    names on the type's examples: units, filters, dim, d_model)."""
+    cls = LAYER_TYPES[layer_type]
+    return sorted({name for spec, _ in cls.examples() for name in spec.widths()})
+
+
+@cache
+def limited_layer_entries(max_units: int) -> list[dict[str, Any]]:
+    """`layer_entries()` with `maximum: max_units` on each width field, so that a form built from
+    the schema refuses what the model check would (H2: issue 11, item 4)."""
+    entries = []
+    for entry in layer_entries():
+        schema = deepcopy(entry["schema"])
+        for name in width_fields(entry["type"]):
+            prop = schema["properties"][name]
+            prop["maximum"] = min(prop.get("maximum", max_units), max_units)
+        entries.append({**entry, "schema": schema})
+    return entries
+
+
 def limits(settings: Settings) -> dict[str, int]:
     keys = ("max_layers", "max_units", "max_parameters", "max_memory_bytes", "max_epochs",
             "max_batch_size", "max_samples", "max_upload_bytes")
@@ -60,11 +83,11 @@ def limits(settings: Settings) -> dict[str, int]:
 
 
 @router.get("/catalog")
-def catalog(settings: SettingsDep, datasets: DatasetsDep) -> dict[str, Any]:
+def catalog(settings: SettingsDep, datasets: DatasetsDep, viewer: ViewerDep) -> dict[str, Any]:
     """Every layer type with its JSON schema, the activations, initializers, losses,
     optimizers, schedules, regularizations, data sets and the server's limits."""
     return {
-        "layers": layer_entries(),
+        "layers": limited_layer_entries(settings.max_units),
         "activations": [{"name": k, "description": v} for k, v in ACTIVATIONS.items()],
         "initializers": [{"name": k, "description": v} for k, v in INITIALIZERS.items()],
         "losses": choices(TrainingSpec, "loss"),
@@ -75,7 +98,7 @@ def catalog(settings: SettingsDep, datasets: DatasetsDep) -> dict[str, Any]:
         "schedules": choices(ScheduleSpec, "name"),
         "regularizations": choices(RegularizationSpec, "kind"),
         "model_outputs": choices(ModelSpec, "output"),
-        "datasets": datasets.catalog(),
+        "datasets": datasets.catalog(viewer),
         "export_formats": [{"name": k, "description": f.description, "extension": f.extension}
                            for k, f in FORMATS.items()],
         "limits": limits(settings),

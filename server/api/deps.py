@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from starlette.requests import HTTPConnection
 
 from server.api import security
-from server.config import Settings
+from server.config import Settings, is_loopback
 from server.data.registry import DataRegistry
 from server.engine.engine import Engine
 from server.store import SERVER_FULL, Store
@@ -50,21 +49,23 @@ NOT_YOURS = "This job belongs to someone else"
 TOKEN_NEEDED = "This job needs its token: send the header Authorization: Bearer <token>"
 
 
+def bearer_header(request: HTTPConnection) -> str | None:
+    """The token of `Authorization: Bearer <token>` alone, or None."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
 def bearer_token(request: HTTPConnection) -> str | None:
     """The token of `Authorization: Bearer <token>`, else the teacher's or student's class
     cookie (security.py), or None."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return security.cookie_token(request)
-    return value.strip()
+    return bearer_header(request) or security.cookie_token(request)
 
 
 def is_teacher(settings: Settings, token: str | None) -> bool:
     """The teacher token of the settings, or a teacher session from POST
     /api/class/teacher/login."""
     teacher = settings.teacher_token
-    if token and teacher and secrets.compare_digest(token, teacher):
+    if token and teacher and security.same_secret(token, teacher):
         return True
     return security.is_teacher_session(settings, token)
 
@@ -80,7 +81,7 @@ def authorize_job(store: Store, settings: Settings, job_id: str, token: str | No
         return job
     if token is None:
         raise HTTPException(status_code=403, detail=TOKEN_NEEDED)
-    if not secrets.compare_digest(token, job["token"]):
+    if not security.same_secret(token, job["token"]):
         raise HTTPException(status_code=403, detail=NOT_YOURS)
     return job
 
@@ -98,6 +99,22 @@ TokenDep = Annotated[str | None, Depends(_token)]
 AuthorizedJobDep = Annotated[dict, Depends(_authorized_job)]  # routes with a `{job_id}` path
 
 
+def quota_scopes(settings: Settings, owner: str,
+                 address: str | None) -> tuple[tuple[str, str], ...]:
+    """Who a per-student limit counts (settings.quota_key): the owner (the student's token),
+    the client's address, or each of them, so that joining again under another name gives no
+    fresh quota. Store.quota_refusal counts each. A loopback address names no one (this
+    machine, or a local proxy not in settings.trusted_proxies): then the token alone counts."""
+    if address is not None and is_loopback(address):
+        address = None
+    scopes: list[tuple[str, str]] = []
+    if settings.quota_key in ("token", "token+address") or address is None:
+        scopes.append(("owner", owner))
+    if settings.quota_key in ("address", "token+address") and address is not None:
+        scopes.append(("address", address))
+    return tuple(scopes)
+
+
 def resume_refusal(store: Store, settings: Settings, job: dict, token: str | None) -> str | None:
     """Why resuming `job` would pass a limit of running or queued jobs (its owner's, then the
     server's), or None. The limits hold in class mode only, and never for the teacher; REST
@@ -106,10 +123,10 @@ def resume_refusal(store: Store, settings: Settings, job: dict, token: str | Non
         return None
     if is_teacher(settings, token):
         return None
-    active = store.count_active(job["owner"])
-    if active >= settings.max_active_jobs_per_client:
-        return (f"You already have {active} jobs running or queued, the most allowed; "
-                "pause, stop or delete one first.")
+    refusal = store.quota_refusal(quota_scopes(settings, job["owner"], job.get("address")),
+                                  max_active=settings.max_active_jobs_per_client)
+    if refusal is not None:
+        return refusal
     if store.count_active_total() >= settings.max_active_jobs:
         return SERVER_FULL
     return None

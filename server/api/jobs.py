@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from server import disk
+from server.api.datasets import ViewerDep
 from server.api.deps import (
     AuthorizedJobDep,
     DatasetsDep,
@@ -25,10 +27,13 @@ from server.api.deps import (
     StoreDep,
     TokenDep,
     is_teacher,
+    quota_scopes,
     resume_refusal,
 )
 from server.config import Settings
+from server.data.ownership import EVERYONE, Viewer
 from server.engine.engine import Conflict, EngineStopped, JobNotFound
+from server.engine.exports import ExportCrashed, ExportsBusy
 from server.export import FORMATS, ExportError
 from server.spec.errors import SpecError
 from server.spec.job import JobPatch, JobSpec
@@ -62,6 +67,11 @@ def _wait(future: Future):
         raise HTTPException(409, str(exc)) from None
     except ExportError as exc:
         raise HTTPException(422, exc.detail()) from None
+    except ExportsBusy as exc:  # H3: a bounded number of conversions at once
+        raise HTTPException(503, str(exc),
+                            headers={"Retry-After": str(exc.retry_after)}) from None
+    except ExportCrashed as exc:
+        raise HTTPException(503, str(exc)) from None
     except (EngineStopped, FutureTimeout):
         raise HTTPException(503, ENGINE_BUSY) from None
 
@@ -75,15 +85,18 @@ def job_view(row: dict, progress: dict | None) -> dict:
     epoch, step = row["epoch"], row["step"]
     if progress is not None:
         epoch, step = progress["epoch"], progress["step"]
+    # H5: the engine's status wins (on a full disk the row may not have been written), and
+    # so do its error and stop_reason when it has them.
+    live = progress or {}
     return finite({
         "id": row["id"],
         "name": row["name"],
-        "status": row["status"],
+        "status": live.get("status", row["status"]),
         "progress": {"epoch": epoch, "step": step,
                      "epochs": (row["spec"].get("training") or {}).get("epochs")},
         "metrics": row["metrics"],
-        "error": row["error"],
-        "stop_reason": row["stop_reason"],
+        "error": live.get("error", row["error"]),
+        "stop_reason": live.get("stop_reason", row["stop_reason"]),
         "spec": row["spec"],
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
@@ -103,13 +116,15 @@ def _check_limits(spec: JobSpec, settings: Settings, batch_size: int) -> None:
                         f"{settings.max_batch_size}")
 
 
-def _check_model(spec: JobSpec, datasets, settings: Settings, batch_size: int) -> None:
-    """422 (SpecError) unless the data set exists and the model fits it, before any tensor."""
+def _check_model(spec: JobSpec, datasets, settings: Settings, batch_size: int,
+                 viewer: Viewer = EVERYONE):
+    """422 (SpecError) unless the data set exists (and is one `viewer` may use) and the model
+    fits it, before any tensor; returns the model check's report."""
     _check_limits(spec, settings, batch_size)
-    shape = datasets.describe(spec.dataset)
+    shape = datasets.describe(spec.dataset, viewer)
     from server.nn.check import check_model
 
-    check_model(spec.model, shape, settings, batch_size, loss=spec.training.loss)
+    return check_model(spec.model, shape, settings, batch_size, loss=spec.training.loss)
 
 
 def _limited(settings: Settings, teacher: bool) -> bool:
@@ -130,15 +145,23 @@ def _owner(settings: Settings, token: str | None, request: Request) -> str:
 
 @router.post("/jobs", status_code=201)
 def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: StoreDep,
-               datasets: DatasetsDep, engine: EngineDep, token: TokenDep) -> dict:
+               datasets: DatasetsDep, engine: EngineDep, token: TokenDep,
+               viewer: ViewerDep) -> dict:
     """Check the spec and queue the job. Send `Authorization: Bearer <token>` to create it
     under a token you already hold (one token for all your jobs); otherwise a new one is made.
     """
-    _check_model(spec, datasets, settings, spec.training.batch_size)
+    report = _check_model(spec, datasets, settings, spec.training.batch_size, viewer)
     teacher = is_teacher(settings, token)
     job_token = token if token and not teacher else secrets.token_urlsafe(18)
     owner = _owner(settings, token, request)
+    address = request.client.host if request.client else None
     limited = _limited(settings, teacher)
+    # H5 (disks): 507 while the disk is low; 413/507 past a checkpoint quota.
+    refusal = disk.storage_refusal(settings, store, owner if limited else None,
+                                   report.total_parameters,
+                                   spec.training.early_stopping is not None)
+    if refusal is not None:
+        raise HTTPException(*refusal)
     spec_json = spec.model_dump(mode="json")
     try:
         row = store.create_job(
@@ -146,6 +169,8 @@ def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: St
             status="queued" if spec.start else "paused", max_total=settings.max_jobs_total,
             max_active_for_owner=settings.max_active_jobs_per_client if limited else None,
             max_active=settings.max_active_jobs if limited else None,
+            address=address, quota=quota_scopes(settings, owner, address),
+            max_kept_for_owner=settings.max_jobs_per_student_total if limited else None,
         )
     except LimitReached as exc:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
@@ -171,15 +196,27 @@ def list_jobs(settings: SettingsDep, store: StoreDep, engine: EngineDep,
 
 @router.get("/jobs/{job_id}")
 def get_job(job: AuthorizedJobDep, engine: EngineDep) -> dict:
+    engine.watched(job["id"])  # a script that polls its job is watching it
     return job_view(job, engine.progress(job["id"]))
 
 
+MAX_HISTORY_PAGE = 100_000
+
+
 @router.get("/jobs/{job_id}/metrics")
-def get_metrics(job: AuthorizedJobDep, store: StoreDep,
+def get_metrics(job: AuthorizedJobDep, store: StoreDep, engine: EngineDep,
                 since: Annotated[int | None, Query(ge=0, le=2**31 - 1, description=(
-                    "Only the epochs after this one."))] = None) -> dict:
-    """The per-epoch history (only the epochs after `since` when given)."""
-    return {"job_id": job["id"], "history": store.history(job["id"], since=since)}
+                    "Only the epochs after this one."))] = None,
+                limit: Annotated[int | None, Query(ge=1, le=MAX_HISTORY_PAGE, description=(
+                    "At most this many epochs; `next_since` then pages on."))] = None) -> dict:
+    """The per-epoch history (only the epochs after `since` when given, at most `limit`).
+    `next_since` is the `since` of the next page, or null when there is no more."""
+    engine.watched(job["id"])
+    history = store.history(job["id"], since=since, limit=limit)
+    more = limit is not None and len(history) == limit and bool(
+        store.history(job["id"], since=int(history[-1]["epoch"]), limit=1))
+    return {"job_id": job["id"], "history": history,
+            "next_since": int(history[-1]["epoch"]) if more else None}
 
 
 @router.post("/jobs/{job_id}/control")

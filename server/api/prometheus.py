@@ -2,7 +2,8 @@
 
 Read-only: job counts by state (store), training steps and their rate (the engine's progress,
 compared between two scrapes), stream clients and frames (hub), open websockets and refused
-requests (security.Guard), commands waiting for the engine.
+requests (security.Guard), commands waiting for the engine. Who may read it:
+settings.metrics_access (in class mode, by default, the teacher only).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import threading
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 
 from server import __version__
+from server.api.deps import SettingsDep, TokenDep, is_teacher
+from server.config import Settings
 from server.store import STATUSES
 
 router = APIRouter(tags=["operators"])
@@ -99,14 +102,35 @@ def render(state) -> str:
            [(None, guard.sockets_open if guard else clients)])
     refused = dict(guard.refused) if guard else {}
     metric("playground_requests_refused_total", "counter",
-           "Requests refused before any route: host, origin, rate, body, join, jobs, streams.",
+           "Requests refused before any route: host, origin, rate, body, join, jobs, streams, "
+           "token.",
            [({"reason": r}, refused.get(r, 0))
-            for r in ("host", "origin", "rate", "body", "join", "jobs", "streams")])
+            for r in ("host", "origin", "rate", "body", "join", "jobs", "streams", "token")])
     return "\n".join(out) + "\n"
 
 
+METRICS_OFF = "Metrics are off on this server (PLAYGROUND_METRICS_ACCESS)."
+METRICS_TEACHER = ("Metrics are for the teacher on this server: send the teacher's token "
+                   "(Authorization: Bearer ...) or sign in on the teacher page.")
+
+
+def metrics_refusal(settings: Settings, token: str | None) -> HTTPException | None:
+    """Why this caller may not read /metrics (settings.metrics_access), or None."""
+    access = settings.metrics_access
+    if access == "auto":
+        access = "open" if settings.is_open else "teacher"
+    if access == "off":
+        return HTTPException(404, METRICS_OFF)
+    if access == "teacher" and not is_teacher(settings, token):
+        return HTTPException(401 if token is None else 403, METRICS_TEACHER)
+    return None
+
+
 @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
-def metrics(request: Request) -> PlainTextResponse:
+def metrics(request: Request, settings: SettingsDep, token: TokenDep) -> PlainTextResponse:
+    refusal = metrics_refusal(settings, token)
+    if refusal is not None:
+        raise refusal
     state = request.app.state
     if not hasattr(state, "step_rate"):
         state.step_rate = StepRate()

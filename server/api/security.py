@@ -12,6 +12,9 @@ What is here:
 - `Guard`: a pure ASGI middleware applying those checks and the limits (request rate, body
   size, who may create, streams per student, idle streams) before any route runs. It also runs
   the app's background sweeper for as long as the app lives (from its lifespan messages).
+- Revocation: a student token whose id the roster (roster.py) has removed, or a teacher session
+  whose nonce was logged out, is no token; a token that is not printable ASCII is refused with
+  401 before any route (comparing it would fail).
 
 What is not here: the routes (classroom.py) and who may touch which job (deps.py).
 """
@@ -33,10 +36,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from starlette.requests import cookie_parser
+
+from server.api.roster import Roster, roster_at
 from server.config import Settings, is_loopback
 
 STUDENT_COOKIE = "playground_student"
@@ -55,14 +60,28 @@ TOO_MANY_STREAMS = "Too many live views open; close another tab of the playgroun
 BODY_TOO_LARGE = ("The request is larger than this server accepts (PLAYGROUND_MAX_BODY_BYTES); "
                   "a job spec needs only a few kilobytes.")
 IDLE_STREAM = "Closed after a long time with nothing sent; reload to watch again"
+BAD_TOKEN = ("That token is not one this server gives out (tokens are printable ASCII: "
+             "letters, digits and - _ .); join the class again or send the token you were given.")
+SIGNED_OUT = ("This sign-in has ended (you signed out, or the teacher removed you from the "
+              "class); join the class again.")
+DOCS_OFF = ("The API documentation is off on this server; the operator can turn it on with "
+            "PLAYGROUND_API_DOCS=on.")
 
 CLOSE_REFUSED = 4403
 CLOSE_LIMIT = 4429
 CLOSE_IDLE = 4408
+CLOSE_SIGNED_OUT = 4401
 
 # Requests that create something: in class mode they need a student's or the teacher's token.
 CREATING = {("POST", "/api/jobs"), ("POST", "/api/datasets")}
 UNLIMITED_PREFIXES = ("/static/", "/api/health", "/metrics")
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Where a bad token or cookie is refused (401): the API, /metrics and streams; not the routes
+# that replace the cookie (join, login), so that a browser holding a bad one can recover.
+TOKEN_CHECKED_PREFIXES = ("/api/", "/metrics")
+TOKEN_UNCHECKED = frozenset({"/api/health", "/api/class/join", "/api/class/teacher/login",
+                             "/api/class/teacher/logout", "/api/class/leave"})
+MAX_TOKEN_CHARS = 1024
 
 
 # -- keys and tokens -------------------------------------------------------------------------
@@ -114,6 +133,25 @@ def class_code(settings: Settings) -> str:
     return settings.class_code or class_keys(settings).class_code
 
 
+def roster(settings: Settings) -> Roster:
+    return roster_at(Path(settings.data_dir).resolve() / "classroom.sqlite3")
+
+
+def well_formed(token: str | None) -> bool:
+    """Whether `token` could be one this server gave out (or an operator's teacher token):
+    printable ASCII, not too long."""
+    return token is not None and 0 < len(token) <= MAX_TOKEN_CHARS and all(
+        " " <= c <= "~" for c in token)
+
+
+def same_secret(given: str | None, expected: str | None) -> bool:
+    """Constant-time equality that never raises (hmac refuses non-ASCII str)."""
+    if given is None or expected is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
+
+
 def _sign(settings: Settings, message: str) -> str:
     digest = hmac.new(class_keys(settings).secret, message.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
@@ -132,17 +170,30 @@ def student_token(settings: Settings, name: str) -> str:
     return f"{body}.{_sign(settings, body)}"
 
 
-def student_name(settings: Settings, token: str | None) -> str | None:
-    """The name in a valid student token, else None."""
-    if not token or not token.startswith("s.") or token.count(".") != 3:
-        return None
-    body, _, sig = token.rpartition(".")
-    if not hmac.compare_digest(sig, _sign(settings, body)):
+def student_name(settings: Settings, token: str | None,
+                 revoked_too: bool = False) -> str | None:
+    """The name in a valid student token that was not revoked (or was, with `revoked_too`:
+    the teacher's lists still name a student who signed out), else None."""
+    student_id = student_id_of(settings, token, revoked_too)
+    if student_id is None:
         return None
     try:
-        return _unb64(body.split(".")[2])
+        return _unb64(token.split(".")[2])
     except ValueError:
         return None
+
+
+def student_id_of(settings: Settings, token: str | None,
+                  revoked_too: bool = False) -> str | None:
+    """The id (`s.<id>...`) of a valid student token not revoked (or revoked too, with
+    `revoked_too`), else None."""
+    if not well_formed(token) or not token.startswith("s.") or token.count(".") != 3:
+        return None
+    body, _, sig = token.rpartition(".")
+    if not same_secret(sig, _sign(settings, body)):
+        return None
+    student_id = body.split(".")[1]
+    return student_id if revoked_too or not roster(settings).is_revoked(student_id) else None
 
 
 def teacher_session(settings: Settings) -> str:
@@ -151,8 +202,9 @@ def teacher_session(settings: Settings) -> str:
 
 
 def is_teacher_session(settings: Settings, token: str | None) -> bool:
-    """True for an unexpired teacher session signed under the current password."""
-    if not token or not token.startswith("t.") or token.count(".") != 3:
+    """True for an unexpired teacher session signed under the current password and not
+    logged out."""
+    if not well_formed(token) or not token.startswith("t.") or token.count(".") != 3:
         return False
     body, _, sig = token.rpartition(".")
     try:
@@ -160,7 +212,17 @@ def is_teacher_session(settings: Settings, token: str | None) -> bool:
     except ValueError:
         return False
     expected = _sign(settings, body + "." + teacher_password(settings))
-    return expiry > time.time() and hmac.compare_digest(sig, expected)
+    return (expiry > time.time() and same_secret(sig, expected)
+            and not roster(settings).is_session_revoked(body.split(".")[2]))
+
+
+def end_teacher_session(settings: Settings, token: str | None) -> bool:
+    """Revoke a valid teacher session (logout): it stops working at once, on every tab."""
+    if not is_teacher_session(settings, token):
+        return False
+    _, expiry, nonce, _ = token.split(".")
+    roster(settings).revoke_session(nonce, float(expiry))
+    return True
 
 
 def cookie_token(connection) -> str | None:
@@ -291,19 +353,56 @@ def _scope_token(scope, headers: dict[str, str]) -> str | None:
         if query.get("token"):
             return query["token"][0]
     if "cookie" in headers:
-        jar = SimpleCookie()
-        with contextlib.suppress(Exception):
-            jar.load(headers["cookie"])
+        jar = cookie_parser(headers["cookie"])  # as Starlette reads them for the routes
         for name in (TEACHER_COOKIE, STUDENT_COOKIE):
-            if name in jar and jar[name].value:
-                return jar[name].value
+            if jar.get(name):
+                return jar[name]
     return None
 
 
-async def _send_json(send, status: int, detail: str, headers: dict[str, str] | None = None):
+# Sent with a 401 for a bad token: a browser holding a bad cookie is then free of it.
+CLEAR_COOKIES = [(b"set-cookie", f"{name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict".encode())
+                 for name in (STUDENT_COOKIE, TEACHER_COOKIE)]
+
+
+def _from_cookie(headers: dict[str, str]) -> bool:
+    """Whether an HTTP request's token came from a cookie (no Authorization header)."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return not (scheme.lower() == "bearer" and value.strip())
+
+
+def _token_refused(path: str, token: str | None) -> bool:
+    """A token (header, ?token= or cookie) that no comparison could accept, on a checked path."""
+    return (token is not None and not well_formed(token)
+            and path.startswith(TOKEN_CHECKED_PREFIXES) and path not in TOKEN_UNCHECKED)
+
+
+def _sign_in_ended(settings: Settings, path: str, token: str | None) -> bool:
+    """In class mode, a student token this server signed that no longer works (signed out,
+    removed by the teacher) on a checked path; `GET /api/class` still answers (who am I:
+    nobody) so that the page can send the browser to the join page. A forged token is not
+    one: it passes on, to be refused like any stranger's (403)."""
+    if (settings.is_open or token is None or not token.startswith("s.")
+            or not path.startswith(TOKEN_CHECKED_PREFIXES) or path in TOKEN_UNCHECKED
+            or path == "/api/class"):
+        return False
+    student_id = student_id_of(settings, token, revoked_too=True)
+    return student_id is not None and roster(settings).is_revoked(student_id)
+
+
+def docs_enabled(settings: Settings) -> bool:
+    """Whether /docs, /redoc and /openapi.json are served (settings.api_docs)."""
+    if settings.api_docs == "auto":
+        return settings.is_open
+    return settings.api_docs == "on"
+
+
+async def _send_json(send, status: int, detail: str, headers: dict[str, str] | None = None,
+                     raw_headers: list[tuple[bytes, bytes]] | None = None):
     body = json.dumps({"detail": detail}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    raw += raw_headers or []
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
@@ -389,11 +488,24 @@ class Guard:
             await _send_json(send, 403, ORIGIN_REFUSED)
             return
         token = _scope_token(scope, headers)
+        if _token_refused(path, token):
+            self._count("token")
+            await _send_json(send, 401, BAD_TOKEN,
+                             raw_headers=CLEAR_COOKIES if _from_cookie(headers) else None)
+            return
+        if path in DOCS_PATHS and not docs_enabled(settings):
+            await _send_json(send, 404, DOCS_OFF)
+            return
         wait = self._rate_wait(scope, settings, token)
         if wait > 0:
             self._count("rate")
             await _send_json(send, 429, TOO_MANY_REQUESTS,
                              {"retry-after": str(max(1, math.ceil(wait)))})
+            return
+        if _sign_in_ended(settings, path, token):
+            self._count("token")
+            await _send_json(send, 401, SIGNED_OUT,
+                             raw_headers=CLEAR_COOKIES[:1] if _from_cookie(headers) else None)
             return
         # Uploads count their own bytes against max_upload_bytes (datasets.py, its own 413).
         limit = None if path.rstrip("/") == "/api/datasets" else settings.max_body_bytes
@@ -458,11 +570,24 @@ class Guard:
             await send({"type": "websocket.close", "code": CLOSE_REFUSED})  # handshake: 403
             return
         token = _scope_token(scope, headers)
+        if _token_refused(scope["path"], token):
+            self._count("token")
+            await receive()  # websocket.connect
+            await _deny_websocket(scope, send, 401, BAD_TOKEN)
+            return
         key = self._client_key(scope, token, settings)
         teacher = _is_teacher(settings, token)
         refusal = None
         if self._rate_wait(scope, settings, token) > 0:
             refusal = TOO_MANY_REQUESTS
+        elif _sign_in_ended(settings, scope["path"], token):
+            # Accepted, then closed with 4401: the page takes that code as final (no retries)
+            # and shows the reason, where a refused handshake would look like a network fault.
+            self._count("token")
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": CLOSE_SIGNED_OUT, "reason": SIGNED_OUT})
+            return
         elif not teacher and self.sockets.get(key, 0) >= settings.max_sockets_per_client:
             refusal = TOO_MANY_STREAMS
         if refusal is not None:
@@ -540,7 +665,19 @@ class Guard:
 
 
 def _is_teacher(settings: Settings, token: str | None) -> bool:
-    teacher = settings.teacher_token
-    if token and teacher and hmac.compare_digest(token, teacher):
+    if token and settings.teacher_token and same_secret(token, settings.teacher_token):
         return True
     return is_teacher_session(settings, token)
+
+
+async def _deny_websocket(scope, send, status: int, detail: str) -> None:
+    """Refuse a websocket handshake with an HTTP status and a JSON body where the server can
+    (ASGI's websocket.http.response extension), else with a plain refusal (403)."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": CLOSE_REFUSED})
+        return
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "websocket.http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "websocket.http.response.body", "body": body})

@@ -4,7 +4,9 @@ The handler checks the job and the token (closing with 4404 / 4401 / 4403), regi
 channel, asks the engine for frames at the merged rate, sends `hello` (spec, status, the full
 metric history, what to draw, the arrays that will stream), then runs two tasks until either
 ends: the channel's pump (server to client, paced, one frame per ack) and the reader (client
-messages: ack, control, set, subscribe). A bad message gets an `error` frame; the socket stays.
+messages: ack, control, set, subscribe). A bad message gets an `error` frame; the socket stays,
+unless the client breaks the limits of `server.stream.limits` (a message too big: 1009; too many
+refused messages: 1008). Hello's history is downsampled (`server.api.hello`).
 """
 
 from __future__ import annotations
@@ -12,19 +14,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from server.api import hello as hello_parts
+from server.api import security
 from server.api.deps import (
     JOB_NOT_FOUND,
     authorize_job,
     bearer_token,
+    is_teacher,
     resume_refusal,
 )
-from server.engine import snapshot
-from server.spec.job import JobPatch, JobSpec
+from server.spec.job import JobPatch
 from server.stream.hub import CLOSE_TIMEOUT, ClientGone, Subscription, frame_layout
+from server.stream.limits import (
+    CLOSE_TOO_MANY,
+    ECHO_CHARS,
+    MAX_IN_FLIGHT,
+    REFUSED_PAUSE,
+    BadMessage,
+    ClientLimits,
+    Closing,
+    ConnectLimiter,
+    message_bytes,
+    parse,
+    shorten,
+)
 
 router = APIRouter()
 
@@ -33,10 +51,7 @@ CONTROL_ACTIONS = ("pause", "resume", "step", "stop", "reset")
 CLIENT_TYPES = ("ack", "control", "set", "subscribe")
 WATCHDOG_SECONDS = 1.0  # how often the handler checks for a client that stopped reading
 FIRST_FRAME_WAIT = 1.5  # seconds hello waits for a first frame (for the array shapes)
-
-
-class BadMessage(Exception):
-    """A client message the server cannot act on; the text goes back in an `error` frame."""
+MAX_ERROR_CHARS = 400  # an error frame's message is cut to this
 
 
 def _authorize(store, settings, job_id: str, token: str | None) -> tuple[dict | None, tuple]:
@@ -68,6 +83,12 @@ async def stream(websocket: WebSocket, job_id: str, token: str | None = None) ->
     settings, store, engine, hub = state.settings, state.store, state.engine, state.hub
     await websocket.accept()
     token = token or bearer_token(websocket)  # or the class cookie (classroom)
+    wait = _connects(state).take(_client_key(websocket, settings, token))
+    if wait > 0:  # a client reconnecting in a loop: slowed down before any work is done
+        await asyncio.sleep(min(wait, REFUSED_PAUSE))
+        await _close(websocket, CLOSE_TOO_MANY, "Too many new streams a second; wait "
+                     f"{max(1, math.ceil(wait))} s and reconnect")
+        return
     job, denied = await asyncio.to_thread(_authorize, store, settings, job_id, token)
     if job is None:
         await _close(websocket, *denied)
@@ -77,10 +98,14 @@ async def stream(websocket: WebSocket, job_id: str, token: str | None = None) ->
     _resubscribe(engine, channel)
     try:
         hello = await _hello(state, job, channel)
-        await websocket.send_text(json.dumps(hello, allow_nan=False, default=str))
+        # A long history is still a few hundred kilobytes: encode it off the event loop.
+        text = await asyncio.to_thread(json.dumps, hello, allow_nan=False, default=str)
+        await websocket.send_text(text)
+        del hello, text
         pump = asyncio.create_task(channel.pump(websocket.send_text, websocket.send_bytes))
         limit = _ResumeLimit(store, settings, token)
-        reader = asyncio.create_task(_read(websocket, engine, hub, channel, limit))
+        reader = asyncio.create_task(_read(websocket, engine, hub, channel, limit,
+                                           ClientLimits(settings)))
         done: set = set()
         while not done:
             # The pump may be stuck in a send to a client that reads nothing: watch it from here.
@@ -112,6 +137,25 @@ async def stream(websocket: WebSocket, job_id: str, token: str | None = None) ->
         engine.unsubscribe(job_id, channel)
 
 
+def _connects(state) -> ConnectLimiter:
+    limiter = getattr(state, "stream_connects", None)
+    if limiter is None:
+        settings = state.settings
+        limiter = ConnectLimiter(settings.stream_connects_per_second,
+                                 settings.stream_connect_burst)
+        state.stream_connects = limiter
+    return limiter
+
+
+def _client_key(websocket: WebSocket, settings, token: str | None) -> str:
+    """A class member's or the teacher's token (signed: made-up ones are not keys), else the
+    client's address."""
+    with contextlib.suppress(Exception):  # an odd token is no key: the address is
+        if token and (security.student_name(settings, token) or is_teacher(settings, token)):
+            return "token:" + token
+    return "address:" + (websocket.client.host if websocket.client else "unknown")
+
+
 def _resubscribe(engine, channel) -> None:
     """Tell the engine what this client wants; it serves the fastest rate any client asked."""
     sub = channel.subscription
@@ -123,38 +167,30 @@ def _resubscribe(engine, channel) -> None:
 
 async def _hello(state, job: dict, channel) -> dict:
     job_id = job["id"]
-    history = await asyncio.to_thread(state.store.history, job_id)
+    settings = state.settings
+    history, total, stride = await asyncio.to_thread(
+        hello_parts.history, state.store, job_id, settings.hello_max_points)
     if history:
         channel.min_epoch = max(p.get("epoch", 0) for p in history)
         channel.points = [p for p in channel.points if p.get("epoch", 0) > channel.min_epoch]
-    spec = JobSpec.model_validate(job["spec"])
-    described = await asyncio.to_thread(_describe, state.datasets, spec)
+    described = await asyncio.to_thread(hello_parts.describe, state.datasets, job["spec"])
     frame = await state.hub.wait_frame(job_id, FIRST_FRAME_WAIT)
     job = await asyncio.to_thread(state.store.get_job, job_id) or job
     status = _status_message(job)
     status.pop("type")
-    settings = state.settings
     return {
         "type": "hello", "protocol": PROTOCOL, "job_id": job_id,
         "spec": job["spec"], "status": status, "metrics": history,
+        "history_total": total, "history_stride": stride,
         **described,
         "arrays": frame_layout(frame) if frame is not None else [],
         "subscription": channel.subscription.as_dict(),
         "limits": {"max_snapshot_hz": settings.max_snapshot_hz,
-                   "client_timeout_seconds": settings.client_timeout_seconds},
+                   "client_timeout_seconds": settings.client_timeout_seconds,
+                   "max_message_bytes": settings.stream_max_message_bytes,
+                   "messages_per_second": settings.stream_messages_per_second,
+                   "message_burst": settings.stream_message_burst},
     }
-
-
-def _describe(datasets, spec: JobSpec) -> dict:
-    """kind, task, classes and the data to draw (numpy work, off the event loop)."""
-    try:
-        dataset = datasets.load(spec.dataset)
-    except Exception as exc:  # a job whose data set vanished still streams its history
-        return {"kind": None, "task": None, "num_classes": None, "class_names": None,
-                "data": {"error": f"the data set could not be loaded: {exc}"}}
-    shape = dataset.shape
-    return {"kind": shape.kind, "task": shape.task, "num_classes": shape.num_classes,
-            "class_names": shape.class_names, "data": snapshot.describe(dataset)}
 
 
 class _ResumeLimit:
@@ -177,8 +213,28 @@ async def _control(engine, limit: _ResumeLimit, job_id: str, action: str) -> Non
     await asyncio.wrap_future(engine.control(job_id, action))
 
 
-async def _read(websocket: WebSocket, engine, hub, channel, limit: _ResumeLimit) -> None:
-    """Client to server until the socket closes; every bad message is answered, none closes."""
+async def _read(websocket: WebSocket, engine, hub, channel, limit: _ResumeLimit,
+                limits: ClientLimits) -> None:
+    """Client to server until the socket closes; every bad message is answered. A client that
+    breaks `limits` is closed (ClientGone with 1009 or 1008)."""
+    try:
+        await _read_messages(websocket, engine, hub, channel, limit, limits)
+    except Closing as exc:
+        raise ClientGone(exc.code, exc.reason) from None
+
+
+def _request_id(request_id: object) -> object:
+    """The message's `id` as it may be echoed: a number or a short string."""
+    if request_id is None or isinstance(request_id, int | float) and not isinstance(
+            request_id, bool) and abs(request_id) < 2**53:
+        return request_id
+    if isinstance(request_id, str) and len(request_id) <= ECHO_CHARS:
+        return request_id
+    raise BadMessage(f"id must be a number or a string of at most {ECHO_CHARS} characters")
+
+
+async def _read_messages(websocket: WebSocket, engine, hub, channel, limit: _ResumeLimit,
+                         limits: ClientLimits) -> None:
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -186,15 +242,18 @@ async def _read(websocket: WebSocket, engine, hub, channel, limit: _ResumeLimit)
         request, request_id = None, None
         try:
             text = message.get("text")
+            limits.admit(message_bytes(text) if text is not None
+                         else len(message.get("bytes") or b""))
             if text is None:
                 raise BadMessage("binary messages are not understood; send JSON text")
-            try:
-                body = json.loads(text)
-            except ValueError as exc:
-                raise BadMessage(f"not JSON: {exc}") from None
-            if not isinstance(body, dict):
-                raise BadMessage("a message must be a JSON object with a 'type'")
-            request, request_id = body.get("type"), body.get("id")
+            body = parse(text)
+            del text, message  # a refused big message is not kept while the next one comes
+            request = body.get("type")
+            request = shorten(request, 40) if isinstance(request, str) else request
+            request_id = _request_id(body.get("id"))
+            if request in ("control", "set") and limits.in_flight >= MAX_IN_FLIGHT:
+                raise BadMessage(f"{MAX_IN_FLIGHT} controls of this view are still waiting for "
+                                 "the engine; wait for their replies")
             outcome = _handle(body, engine, hub, channel, limit)
             if outcome is not None:
                 future, reply = outcome
@@ -206,15 +265,19 @@ async def _read(websocket: WebSocket, engine, hub, channel, limit: _ResumeLimit)
                     task = asyncio.create_task(_answer(future, reply, channel))
                     _pending.add(task)
                     task.add_done_callback(_pending.discard)
+                    limits.in_flight += 1
+                    task.add_done_callback(limits.answered)
         except BadMessage as exc:
             channel.push_text(_error(channel, str(exc), request, request_id))
+            limits.violation()
 
 
 _pending: set[asyncio.Task] = set()  # replies waiting on the engine (kept from the collector)
 
 
 def _error(channel, message: str, request: object, request_id: object) -> dict:
-    return {"type": "error", "job_id": channel.job_id, "message": message,
+    return {"type": "error", "job_id": channel.job_id,
+            "message": shorten(message, MAX_ERROR_CHARS),
             "request": request if isinstance(request, str) else None, "id": request_id}
 
 
@@ -241,7 +304,7 @@ def _handle(body: dict, engine, hub, channel, limit: _ResumeLimit) -> tuple | No
         action = fields.get("action")
         if action not in CONTROL_ACTIONS or set(fields) != {"action"}:
             raise BadMessage(f"control needs an action, one of: {', '.join(CONTROL_ACTIONS)}; "
-                             f"got {json.dumps(fields)}")
+                             f"got {shorten(json.dumps(fields))}")
         return _control(engine, limit, channel.job_id, action), {"action": action}
     if kind == "set":
         try:
@@ -254,28 +317,30 @@ def _handle(body: dict, engine, hub, channel, limit: _ResumeLimit) -> tuple | No
         _resubscribe(engine, channel)
         channel.wake.set()
         return None, {"subscription": channel.subscription.as_dict()}
-    raise BadMessage(f"unknown message type {kind!r}; expected one of: {', '.join(CLIENT_TYPES)}")
+    raise BadMessage(f"unknown message type {shorten(repr(kind), 60)}; expected one of: "
+                     f"{', '.join(CLIENT_TYPES)}")
 
 
 def _subscription(fields: dict, current: Subscription, settings) -> Subscription:
     unknown = set(fields) - {"snapshots", "hz", "metrics"}
     if unknown:
-        raise BadMessage(f"subscribe: unknown fields {sorted(unknown)}; expected: snapshots, hz, "
-                         "metrics")
+        raise BadMessage(f"subscribe: unknown fields {shorten(str(sorted(unknown)))}; expected: "
+                         "snapshots, hz, metrics")
     new = Subscription(current.snapshots, current.hz, current.metrics)
     for key in ("snapshots", "metrics"):
         if key in fields:
             if not isinstance(fields[key], bool):
-                raise BadMessage(f"subscribe: {key} must be true or false; got {fields[key]!r}")
+                raise BadMessage(f"subscribe: {key} must be true or false; "
+                                 f"got {shorten(repr(fields[key]))}")
             setattr(new, key, fields[key])
     if "hz" in fields:
         hz = fields["hz"]
         if isinstance(hz, bool) or not isinstance(hz, int | float) or not hz > 0:
-            raise BadMessage(f"subscribe: hz must be a number above 0; got {hz!r}")
+            raise BadMessage(f"subscribe: hz must be a number above 0; got {shorten(repr(hz))}")
         new.hz = float(min(hz, settings.max_snapshot_hz))
     return new
 
 
 def _pydantic_message(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                     for e in exc.errors())
+    return "; ".join(f"{shorten('.'.join(str(p) for p in e['loc']), 60) or 'body'}: "
+                     f"{shorten(e['msg'])}" for e in exc.errors()[:5])

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from server.data.starters import Starter
 from server.spec.shapes import DataKind, DataShape, Shape, Task
 
 DOMAIN = (-6.0, 6.0)
@@ -82,6 +83,9 @@ class DataSetDef:
     default_features: tuple[str, ...] = ("x1", "x2")
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The setup the set opens with and the score it is tested to reach (uploads: None, the
+    # registry sizes a generic one from the table).
+    starter: Starter | None = None
 
 
 @dataclass

@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from server.data.base import DataSetDef, Params
+from server.data.starters import Starter
 from server.spec.shapes import Shape
 
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
@@ -93,6 +94,11 @@ SETS = [
         "classification", "image", DigitsParams, digits,
         input_shape=lambda p: Shape((1, 8, 8)),
         class_names=lambda p: tuple(str(i) for i in range(10)),
+        starter=Starter(
+            ({"type": "conv2d", "filters": 8, "kernel_size": 3}, {"type": "maxpool2d"},
+             {"type": "flatten"}, {"type": "dense", "units": 32, "activation": "relu"}),
+            epochs=15, expect=0.9, optimizer="adam", learning_rate=0.01, batch_size=32,
+        ),
     ),
     DataSetDef(
         "shapes", "Shapes", "Outlines of a circle, square, triangle or cross on 16x16 pixels, "
@@ -102,5 +108,11 @@ SETS = [
         "classification", "image", ShapesParams, shapes,
         input_shape=lambda p: Shape((1, SIZE, SIZE)),
         class_names=lambda p: SHAPE_NAMES,
+        starter=Starter(
+            ({"type": "conv2d", "filters": 8, "kernel_size": 3}, {"type": "maxpool2d"},
+             {"type": "conv2d", "filters": 16, "kernel_size": 3}, {"type": "maxpool2d"},
+             {"type": "flatten"}, {"type": "dense", "units": 32, "activation": "relu"}),
+            epochs=15, expect=0.9, optimizer="adam", learning_rate=0.003, batch_size=32,
+        ),
     ),
 ]

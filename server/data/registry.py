@@ -12,16 +12,19 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from server.config import Settings
-from server.data import images, points, sequences, tabular, upload
+from server.data import images, ownership, points, sequences, tabular, upload
 from server.data.base import Dataset, DataSetDef, point_features
+from server.data.ownership import EVERYONE, Viewer
 from server.data.splits import split_indices
+from server.data.starters import Starter, table_starter
 from server.spec.errors import SpecError
 from server.spec.job import DatasetSpec
 from server.spec.shapes import DataShape, Shape
@@ -50,16 +53,21 @@ class DataRegistry:
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, Dataset] = OrderedDict()
         self._builtin = {d.name: d for d in BUILTIN}
+        # Uploads (H5): by the name jobs use, with their metadata (owner, title, shared).
+        upload.clean(self.upload_dir)
+        stored = upload.load_all(self.upload_dir)
         self._uploads: dict[str, DataSetDef] = {
-            name: d for name, d in upload.load_all(self.upload_dir).items()
-            if name not in self._builtin
+            name: d for name, (d, _) in stored.items() if name not in self._builtin
         }
+        self._upload_meta: dict[str, dict] = {name: stored[name][1] for name in self._uploads}
 
     # --- lookup -----------------------------------------------------------------------------
 
-    def names(self) -> list[str]:
+    def names(self, viewer: Viewer = EVERYONE) -> list[str]:
+        """Built-in sets, then the uploads `viewer` may see."""
         with self._lock:
-            return [*self._builtin, *sorted(self._uploads)]
+            return [*self._builtin, *sorted(
+                n for n in self._uploads if ownership.can_see(self._upload_meta[n], viewer))]
 
     def definition(self, name: str) -> DataSetDef:
         """The declaration of `name`; raises DataSetNotFound with the choices."""
@@ -76,7 +84,9 @@ class DataRegistry:
         """Validate a set's params (and the server's sample limit); SpecError on bad ones."""
         model = definition.params
         try:
-            parsed = model.model_validate(params)
+            # H4 (issue 12): a job spec is strict (`true` is not 1, "3" is not 3); a preview's
+            # query string is all text, so only there are numbers read from strings.
+            parsed = model.model_validate(params, strict=loc[:1] != ("query",))
         except ValidationError as exc:
             allowed = ", ".join(model.model_fields) or "none"
             errors = []
@@ -122,11 +132,12 @@ class DataRegistry:
 
     # --- the interface ------------------------------------------------------------------------
 
-    def catalog(self) -> list[dict]:
-        """One entry per data set (built-in first, then uploads), with its params' schema."""
-        return [self.entry(name) for name in self.names()]
+    def catalog(self, viewer: Viewer = EVERYONE) -> list[dict]:
+        """One entry per data set (built-in first, then the uploads `viewer` may see), with
+        its params' schema."""
+        return [self.entry(name, viewer) for name in self.names(viewer)]
 
-    def entry(self, name: str) -> dict:
+    def entry(self, name: str, viewer: Viewer = EVERYONE) -> dict:
         d = self.definition(name)
         defaults = d.params()
         shape = self._shape(d, defaults, d.default_features)
@@ -149,19 +160,41 @@ class DataRegistry:
             "feature_names": d.feature_names(defaults),
             "notes": d.notes,
             "uploaded": d.name in self._uploads,
+            "starter": self.starter(name).as_spec(
+                d.default_features if d.kind == "points2d" else None),
         }
         if d.kind == "points2d":
             entry["features"] = list(d.allowed_features)
             entry["default_features"] = list(d.default_features)
             entry["domain"] = [-6.0, 6.0]
+        meta = self._upload_meta.get(d.name)
+        if meta is not None:  # H5: whose it is, shared or not, what it takes on disk
+            entry.update(owner=meta.get("owner_name"), shared=bool(meta.get("shared")),
+                         deletable=viewer.everything or meta.get("owner") == viewer.owner,
+                         rows=meta["rows"], stored_bytes=meta["bytes"],
+                         filename=meta.get("filename"))
         return entry
 
-    def describe(self, spec: DatasetSpec) -> DataShape:
-        """The shape a model gets from `spec`, without generating data; SpecError if bad."""
+    def starter(self, name: str) -> Starter:
+        """The setup `name` opens with: its own, or for an upload a generic one sized from
+        its task and rows. Raises DataSetNotFound."""
+        d = self.definition(name)
+        if d.starter is not None:
+            return d.starter
+        with self._lock:
+            rows = int(self._upload_meta.get(name, {}).get("rows", 0))
+        return table_starter(d.task, rows, DatasetSpec.model_fields["train_fraction"].default)
+
+    def describe(self, spec: DatasetSpec, viewer: Viewer = EVERYONE) -> DataShape:
+        """The shape a model gets from `spec`, without generating data; SpecError if bad
+        (an upload `viewer` may not see is not found)."""
         try:
             d = self.definition(spec.name)
-        except DataSetNotFound as exc:
-            raise SpecError(("dataset", "name"), str(exc)) from None
+            meta = self._upload_meta.get(d.name)
+            if meta is not None and not ownership.can_see(meta, viewer):
+                raise DataSetNotFound(spec.name)
+        except DataSetNotFound:
+            raise SpecError(("dataset", "name"), self._not_found(spec.name, viewer)) from None
         params = self.params(d, spec.params)
         return self._shape(d, params, self._features(d, spec))
 
@@ -294,16 +327,135 @@ class DataRegistry:
             out["targets"] = labels[:PREVIEW_ROWS]
         return out
 
-    def add_upload(self, content: bytes, target: str, task: str | None = None,
-                   name: str | None = None, filename: str | None = None) -> dict:
-        """Parse, check and store an uploaded CSV; returns its catalogue entry.
-        Raises upload.UploadError (a message naming the row or column) for a bad file."""
-        upload.check_name(name, filename, set(self.names()))  # fail fast, before parsing
+    # --- uploads (H5): owners, quotas, delete, share -----------------------------------------
+
+    def add_upload(self, content: bytes | BinaryIO, target: str, task: str | None = None,
+                   name: str | None = None, filename: str | None = None,
+                   viewer: Viewer = EVERYONE) -> dict:
+        """Parse, check and store an uploaded CSV (bytes or a binary file) as `viewer`'s;
+        returns its catalogue entry. On an open server it is used by the name given (unique);
+        in class mode by `upload:<id>`, the name given being its title (unique per owner).
+        Raises upload.UploadError (a message naming the row or column) for a bad file, and
+        ownership.Refused (413/507) past a storage quota."""
+        title = upload.default_title(name, filename)
+        with self._lock:  # fail fast, before parsing
+            self._check_title(title, viewer)
+            self._check_quota(viewer, 0)
         parsed = upload.parse_csv(content, target, task, self.settings)
+        upload_id = upload.new_id()
+        stored = upload.write_arrays(self.upload_dir, upload_id, parsed)
+        try:
+            with self._lock:
+                self._check_title(title, viewer)
+                self._check_quota(viewer, stored)
+                name = title if viewer.owner is None else f"upload:{upload_id}"
+                meta = upload.make_meta(upload_id, name, title, parsed, filename, stored,
+                                        viewer.owner, viewer.name)
+                upload.write_meta(self.upload_dir, meta)
+                self._uploads[name] = upload.declare(self.upload_dir, meta)
+                self._upload_meta[name] = meta
+        except BaseException:
+            (self.upload_dir / f"{upload_id}.npz").unlink(missing_ok=True)
+            raise
+        return self.entry(name, viewer)
+
+    def _check_title(self, title: str, viewer: Viewer) -> None:
+        taken = {n.casefold() for n in self._builtin}
+        if viewer.owner is None:
+            taken |= {n.casefold() for n in self._uploads}
+        else:
+            mine = [m["title"] for m in self._upload_meta.values()
+                    if m.get("owner") == viewer.owner]
+            if title.casefold() in {t.casefold() for t in mine}:
+                raise upload.UploadError(f"You already have a data set named {title!r}; choose "
+                                         "another name or delete that one.", field="name")
+        if title.casefold() in taken:
+            raise upload.UploadError(
+                f"A data set named {title!r} already exists; choose another name.", field="name")
+
+    def _check_quota(self, viewer: Viewer, adding: int) -> None:
+        """Refused 507 past the server's upload storage, 413 past a student's."""
+        mb = 1024 * 1024
+        total = self.settings.max_upload_storage_total
+        used = self.upload_bytes()
+        if total and used + max(adding, 1) > total:
+            raise ownership.Refused(507, (
+                f"The server's uploaded data sets take {used / mb:.1f} MB of the {total / mb:.0f}"
+                " MB it keeps for them (max_upload_storage_total); ask the teacher to delete "
+                "old uploads."))
+        own = self.settings.max_upload_storage_per_student
+        if own and viewer.student:
+            used = self.upload_bytes(viewer.owner)
+            if used + max(adding, 1) > own:
+                raise ownership.Refused(413, (
+                    f"Your uploaded data sets would take {(used + adding) / mb:.1f} MB; each "
+                    f"student may keep {own / mb:.0f} MB (max_upload_storage_per_student). "
+                    "Delete one of your uploads first."))
+
+    def upload_bytes(self, owner: str | None = None) -> int:
+        """Stored bytes of every upload, or of `owner`'s."""
         with self._lock:
-            name = upload.check_name(name, filename, set(self.names()))
-            self._uploads[name] = upload.save(self.upload_dir, name, parsed, filename)
-        return self.entry(name)
+            return sum(int(m["bytes"]) for m in self._upload_meta.values()
+                       if owner is None or m.get("owner") == owner)
+
+    def _not_found(self, name: str, viewer: Viewer) -> str:
+        """The message for an unknown name, listing only what `viewer` may use."""
+        return f"Data set not found: {name!r}. Choose one of: {', '.join(self.names(viewer))}."
+
+    def check_access(self, name: str, viewer: Viewer) -> None:
+        """Raises DataSetNotFound (404; its choices are those `viewer` may see), or
+        ownership.Refused: 401 for a visitor who has not joined, 403 for another student's
+        upload. Built-in sets are everyone's."""
+        try:
+            self.definition(name)
+        except DataSetNotFound:
+            raise DataSetNotFound(self._not_found(name, viewer)) from None
+        meta = self._upload_meta.get(name)
+        if meta is not None:
+            ownership.check_see(meta, viewer)
+
+    def delete_upload(self, name: str, viewer: Viewer,
+                      users: Callable[[str], list[dict]]) -> None:
+        """Delete an upload: its owner, or the teacher. Refused 409 while `users(name)` (the
+        jobs that train on it) is not empty: a job keeps needing its data (to resume, reset
+        or draw), so delete those jobs first."""
+        with self._lock:
+            self.check_access(name, viewer)
+            meta = self._upload_meta.get(name)
+            if meta is None:
+                raise ownership.Refused(409, f"{name!r} is a built-in data set; only uploaded "
+                                        "data sets can be deleted.")
+            ownership.check_delete(meta, viewer)
+            definition = self._uploads.pop(name)  # from now on no new job can use it
+            del self._upload_meta[name]
+        jobs = users(name)
+        if jobs:
+            with self._lock:
+                self._uploads[name], self._upload_meta[name] = definition, meta
+            shown = ", ".join(f"{j['name'] or j['id']!r} ({j['status']})" for j in jobs[:3])
+            more = f" and {len(jobs) - 3} more" if len(jobs) > 3 else ""
+            raise ownership.Refused(409, (
+                f"The data set {meta['title']!r} is used by {len(jobs)} "
+                f"job{'s' if len(jobs) != 1 else ''}: {shown}{more}. Delete "
+                f"{'those jobs' if len(jobs) != 1 else 'that job'} first."))
+        upload.remove(self.upload_dir, meta)
+        with self._lock:
+            for key in [k for k in self._cache if json.loads(k)[0] == name]:
+                del self._cache[key]
+
+    def share_upload(self, name: str, viewer: Viewer, shared: bool = True) -> dict:
+        """Share an upload with the class (or stop sharing it): the teacher only."""
+        with self._lock:
+            self.check_access(name, viewer)
+            meta = self._upload_meta.get(name)
+            if meta is None:
+                raise ownership.Refused(409, f"{name!r} is a built-in data set; every class "
+                                        "member sees it already.")
+            ownership.check_share(meta, viewer)
+            changed = {**meta, "shared": shared}
+            upload.write_meta(self.upload_dir, changed)
+            self._upload_meta[name] = changed
+        return self.entry(name, viewer)
 
 
 def _spread(y: np.ndarray, count: int, by_class: bool) -> list[int]:

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from server.data.base import DataSetDef, Params
+from server.data.starters import Starter
 from server.spec.shapes import Shape
 
 SAMPLES_DESC = "Number of sequences."
@@ -111,6 +112,8 @@ SETS = [
         "regression", "sequence", SineParams, sine,
         input_shape=lambda p: Shape((p.length, 1)),
         feature_names=lambda p: ["value"],
+        starter=Starter(({"type": "lstm", "units": 16},), epochs=20, expect=0.9,
+                        optimizer="adam", learning_rate=0.01, batch_size=32),
     ),
     DataSetDef(
         "marker", "Early marker", "A +1 or -1 marker in one of the first steps, then noise; "
@@ -121,6 +124,10 @@ SETS = [
         input_shape=lambda p: Shape((p.length, 1)),
         class_names=lambda p: ("minus", "plus"),
         feature_names=lambda p: ["value"],
+        starter=Starter(({"type": "lstm", "units": 16},), epochs=40, expect=0.9,
+                        optimizer="adam", learning_rate=0.01, batch_size=32,
+                        note="SGD 0.03 stays at chance for hundreds of epochs; Adam finds "
+                        "the marker after a plateau of a few epochs."),
     ),
     DataSetDef(
         "recall", "Associative recall", "Key-value pairs as tokens (A3 C7 B1), then a "
@@ -133,5 +140,12 @@ SETS = [
         notes="Token ids: key * values + value for a pair (A0 is 0), keys * values + key for "
         "a question (A? is keys * values).",
         extra={"token_names": recall_tokens},
+        starter=Starter(
+            ({"type": "embedding", "dim": 16}, {"type": "attention", "heads": 2},
+             {"type": "pool_sequence", "mode": "last"}),
+            epochs=20, expect=0.9, optimizer="adam", learning_rate=0.01, batch_size=32,
+            note="Pooling the last step (the question, which attended to its pair); the mean "
+            "of all steps reaches about 58% in the same epochs.",
+        ),
     ),
 ]

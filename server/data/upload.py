@@ -1,23 +1,40 @@
-"""CSV uploads: parse and check a user's CSV, store it in the upload folder, and declare
-the stored sets again when the server starts.
+"""CSV uploads: parse and check a user's CSV as a stream, store it compactly in the upload
+folder, and declare the stored sets again when the server starts.
 
-A set is stored as `<name>.npz` (numeric arrays, read with `allow_pickle=False`) plus
-`<name>.json` (its metadata), both written atomically; nothing uploaded is ever unpickled.
-Every problem raises `UploadError` with a sentence that names the row or column.
+Parsing reads the file line by line (a 64 KiB chunk at a time) into preallocated float32
+arrays, so memory stays near the size of the numbers themselves (a few times the file at
+most), never the Python objects of every cell; the column limit is checked on the header line
+before it is split. A column whose values float32 would round by more than a millionth of its
+range (timestamps, say) keeps float64.
+
+A set is stored under a random id as `<id>.npz` (zip-compressed numeric arrays, read with
+`allow_pickle=False`) plus `<id>.json` (its metadata: the name it is used by, the title the user
+gave it, its owner), both written atomically, the JSON last: it marks the set complete. Sets
+stored by older versions (`<name>.npz` + `<name>.json`, no id) still load. At start-up, temp
+files and data files without metadata (a crash mid-write or mid-delete) are removed. Nothing
+uploaded is ever unpickled. Every problem raises `UploadError` with a sentence that names the
+row or column.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import ctypes
 import io
 import json
 import logging
 import math
 import os
 import re
+import secrets
 import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -29,9 +46,19 @@ from server.spec.shapes import Shape
 log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The name a class-mode upload is used by: "upload:" and its id (titles may repeat).
+ID_NAME_PATTERN = re.compile(r"^upload:[0-9a-f]{12}$")
+ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
 MIN_ROWS = 10
 MAX_CLASSES = 100
 TASKS = ("classification", "regression")
+CHUNK_BYTES = 1 << 16
+BLOCK_ROWS = 4096  # rows checked and rounded to float32 at a time
+# float32 keeps a column unless it would move a value by more than this share of its range.
+FLOAT32_TOLERANCE = 1e-6
+BOM = b"\xef\xbb\xbf"
+LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")  # a line and its ending, or the rest
+MISSING = ("nan", "na", "null")
 
 
 class UploadError(ValueError):
@@ -61,16 +88,16 @@ class UploadParams(Params):
 
 @dataclass
 class ParsedCsv:
-    x: np.ndarray  # (rows, features) float64
-    y: np.ndarray  # (rows,) int64 class indices or float64 values
+    x: np.ndarray  # (rows, features) float32, or float64 when float32 would round too much
+    y: np.ndarray  # (rows,) uint8 class indices or float64 values
     feature_names: list[str]
     target: str
     task: str
     class_names: list[str]
 
 
-def check_name(name: str | None, filename: str | None, existing: set[str]) -> str:
-    """The name to store under: given, or made from the file name; refused if taken."""
+def default_title(name: str | None, filename: str | None) -> str:
+    """The name asked for, or one made from the file name; refused if it is not a name."""
     if name is None or not name.strip():
         stem = Path(filename or "upload").stem
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._-")[:64] or "upload"
@@ -80,6 +107,12 @@ def check_name(name: str | None, filename: str | None, existing: set[str]) -> st
             f"The name {name!r} cannot be used; use 1 to 64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit.", field="name",
         )
+    return name
+
+
+def check_name(name: str | None, filename: str | None, existing: set[str]) -> str:
+    """The name to store under: given, or made from the file name; refused if taken."""
+    name = default_title(name, filename)
     if name.casefold() in {n.casefold() for n in existing}:
         raise UploadError(
             f"A data set named {name!r} already exists; choose another name.", field="name"
@@ -87,23 +120,160 @@ def check_name(name: str | None, filename: str | None, existing: set[str]) -> st
     return name
 
 
-def parse_csv(content: bytes, target: str, task: str | None, settings: Settings) -> ParsedCsv:
+# --- reading the file ---------------------------------------------------------------------
+
+
+def _lines(f: BinaryIO) -> Iterator[str]:
+    """The file's lines as text, each with its line ending (\\n, \\r\\n or \\r), decoded as
+    UTF-8 (a BOM dropped) chunk by chunk; a bad byte or a NUL raises UploadError."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0  # bytes handed to the decoder so far
+    first = True
+    parts: list[str] = []  # the line being assembled across chunks
+    while True:
+        data = f.read(CHUNK_BYTES)
+        if first:
+            first = False
+            if data.startswith(BOM):
+                data, offset = data[len(BOM):], len(BOM)
+        final = not data
+        buffered = len(decoder.getstate()[0])
+        try:
+            text = decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            raise UploadError(f"The file is not UTF-8 text (bad byte at position "
+                              f"{offset - buffered + exc.start}); save it as a UTF-8 "
+                              "CSV.") from None
+        offset += len(data)
+        if "\x00" in text:
+            raise UploadError("The file contains NUL bytes: it is not a CSV text file.")
+        if text:
+            parts.append(text)
+            if "\n" not in text and "\r" not in text:
+                continue
+            joined = "".join(parts)
+            parts = []
+            lines = LINE.findall(joined)
+            del joined
+            if not lines[-1].endswith("\n"):  # unfinished, or "\r" that a "\n" may follow
+                parts.append(lines.pop())
+            yield from lines
+        if final:
+            if parts:
+                yield "".join(parts)
+            return
+
+
+def _count_columns(line: str, delimiter: str) -> int:
+    """The number of columns a header line has, counted without splitting it (quoted
+    delimiters are not separators)."""
+    if '"' in line:
+        line = re.sub(r'"[^"]*"', "", line)
+    return line.count(delimiter) + 1
+
+
+class _Labels:
+    """The target column read row by row: a class code per row (first appearance; up to
+    MAX_CLASSES + 1 distinct labels kept), its value when numeric, and where it first was
+    not a number, not an integer or not finite (for the messages)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.codes = np.empty(capacity, dtype=np.int32)
+        self.values = np.empty(capacity, dtype=np.float64)
+        self.index: dict[str, tuple[int, float, bool]] = {}  # label -> (code, value, is_int)
+        self.not_number: tuple[int, str] | None = None
+        self.not_int: tuple[int, str] | None = None
+        self.not_finite: int | None = None
+        self.overflow = False
+
+    def grow(self, capacity: int) -> None:
+        self.codes = np.resize(self.codes, capacity)
+        self.values = np.resize(self.values, capacity)
+
+    def add(self, i: int, label: str, row: int) -> None:
+        known = self.index.get(label)
+        if known is None:
+            value, is_int = _label_value(label)
+            code = -1
+            if len(self.index) <= MAX_CLASSES or math.isnan(value):
+                code = len(self.index)
+                self.index[label] = (code, value, is_int)
+            else:
+                self.overflow = True
+        else:
+            code, value, is_int = known
+        self.codes[i] = code
+        self.values[i] = value
+        if math.isnan(value):
+            if self.not_number is None:
+                self.not_number = (row, label)
+        else:
+            if not is_int and self.not_int is None:
+                self.not_int = (row, label)
+            if self.not_finite is None and not math.isfinite(value):
+                self.not_finite = row
+
+
+def _label_value(label: str) -> tuple[float, bool]:
+    """(its value, or NaN when it is not a number; whether it is an integer)."""
+    try:
+        value = float(label)
+    except ValueError:
+        return math.nan, False
+    if math.isnan(value):  # "nan" itself is refused earlier as a missing target
+        return math.nan, False
+    try:
+        int(label)
+    except ValueError:
+        return value, False
+    return value, True
+
+
+def parse_csv(source: bytes | BinaryIO, target: str, task: str | None,
+              settings: Settings) -> ParsedCsv:
     """Numeric feature columns and a target column chosen by name; the task is given or
     inferred (integer or text labels: classification; other numbers: regression). Columns
-    are separated by commas, semicolons or tabs (whichever the header row uses)."""
+    are separated by commas, semicolons or tabs (whichever the header row uses). `source` is
+    the file's bytes or a binary file (read from its start)."""
     if task is not None and task not in TASKS:
         raise UploadError(f"task {task!r} is not known; use classification or regression, or "
                           "leave it out to infer it from the target column.", field="task")
-    if not content.strip():
+    f = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    parsed = _parse(f, target, task, settings, np.float32)
+    if parsed is None:  # float32 would round a column too much: read it again in float64
+        parsed = _parse(f, target, task, settings, np.float64)
+    assert parsed is not None
+    return parsed
+
+
+def _parse(f: BinaryIO, target: str, task: str | None, settings: Settings,
+           dtype: type) -> ParsedCsv | None:
+    """The parsed file, or None when `dtype` is float32 and would round a column too much."""
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    lines = _lines(f)
+    saw_text = False
+    header_line = ""
+    for line in lines:  # the first line with text decides the delimiter and the columns
+        if line.strip():
+            saw_text = True
+            header_line = line
+            break
+    if not saw_text:
         raise UploadError("The file is empty; upload a CSV with a header row and data rows.")
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UploadError(f"The file is not UTF-8 text (bad byte at position {exc.start}); "
-                          "save it as a UTF-8 CSV.") from None
-    if "\x00" in text:
-        raise UploadError("The file contains NUL bytes: it is not a CSV text file.")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    delimiter = max(",;\t", key=header_line.count)
+    if header_line.count(delimiter) >= settings.max_upload_columns:
+        columns = _count_columns(header_line, delimiter)
+        if columns > settings.max_upload_columns:
+            raise UploadError(f"The file has {columns} columns; the limit is "
+                              f"{settings.max_upload_columns}.")
+
+    def physical() -> Iterator[str]:
+        yield header_line
+        yield from lines
+
+    reader = csv.reader(physical(), delimiter=delimiter)
     try:
         header = next(r for r in reader if any(c.strip() for c in r))
     except StopIteration:
@@ -132,9 +302,32 @@ def parse_csv(content: bytes, target: str, task: str | None, settings: Settings)
         raise UploadError("The file has only the target column; add at least one feature column.")
     t = header.index(target)
     features = [h for h in header if h != target]
-    rows: list[list[float]] = []
-    labels: list[str] = []
+    width = len(header)
+    # A data row has a character and a separator (or line end) per cell at least.
+    capacity = max(1, min(settings.max_upload_rows, size // (2 * width - 1) + 1))
+    x = np.empty((capacity, len(features)), dtype=dtype)  # pages are used only when written
+    labels = _Labels(capacity)
+    block = np.empty((BLOCK_ROWS, len(features)), dtype=np.float64)
+    lows = np.full(len(features), np.inf)
+    highs = np.full(len(features), -np.inf)
+    rounding = np.zeros(len(features))
+    filled = 0  # rows in `block`
+    rows = 0
     row_number = 0
+
+    def flush() -> None:
+        nonlocal filled
+        if filled == 0:
+            return
+        part = block[:filled]
+        x[rows - filled:rows] = part
+        np.minimum(lows, part.min(axis=0), out=lows)
+        np.maximum(highs, part.max(axis=0), out=highs)
+        if dtype == np.float32:
+            err = np.abs(part.astype(np.float32).astype(np.float64) - part).max(axis=0)
+            np.maximum(rounding, err, out=rounding)
+        filled = 0
+
     try:
         for cells in reader:
             if not any(c.strip() for c in cells):
@@ -143,36 +336,45 @@ def parse_csv(content: bytes, target: str, task: str | None, settings: Settings)
             if row_number > settings.max_upload_rows:
                 raise UploadError(f"The file has more than {settings.max_upload_rows} data rows "
                                   "(the limit); upload fewer rows.", row=row_number)
-            if len(cells) != len(header):
+            if len(cells) != width:
                 raise UploadError(f"Row {row_number} (line {reader.line_num}) has {len(cells)} "
-                                  f"cells but the header has {len(header)} columns.",
+                                  f"cells but the header has {width} columns.",
                                   row=row_number)
-            values = []
-            for j, cell in enumerate(cells):
-                if j == t:
-                    label = cell.strip()
-                    if not label or label.lower() in ("nan", "na", "null"):
-                        raise UploadError(f"Row {row_number} (line {reader.line_num}): the target "
-                                          f"{target!r} is missing; fill it or remove the row.",
-                                          row=row_number, column=target)
-                    labels.append(label)
-                    continue
-                values.append(_number(cell, row_number, reader.line_num, header[j]))
-            rows.append(values)
+            label = cells[t].strip()
+            if not label or label.lower() in MISSING:
+                raise UploadError(f"Row {row_number} (line {reader.line_num}): the target "
+                                  f"{target!r} is missing; fill it or remove the row.",
+                                  row=row_number, column=target)
+            del cells[t]
+            try:
+                values = [float(c) for c in cells]
+                ok = math.isfinite(math.fsum(values))
+            except (ValueError, OverflowError):
+                ok = False
+            if not ok:  # find the cell at fault and say which (or take the values after all)
+                values = [_number(c, row_number, reader.line_num, features[j])
+                          for j, c in enumerate(cells)]
+            if rows == capacity:  # cannot happen by the size bound; kept safe all the same
+                capacity *= 2
+                x = np.resize(x, (capacity, len(features)))
+                labels.grow(capacity)
+            block[filled] = values
+            labels.add(rows, label, row_number)
+            filled += 1
+            rows += 1
+            if filled == BLOCK_ROWS:
+                flush()
+        flush()
     except csv.Error as exc:
         raise UploadError(f"The file is not a readable CSV near line {reader.line_num}: {exc}.",
                           row=row_number) from None
-    if len(rows) < MIN_ROWS:
-        raise UploadError(f"The file has {len(rows)} data rows; at least {MIN_ROWS} are needed to "
+    if rows < MIN_ROWS:
+        raise UploadError(f"The file has {rows} data rows; at least {MIN_ROWS} are needed to "
                           "split it into training and test data.")
-    y, task, class_names = _target(labels, target, task)
-    return ParsedCsv(np.asarray(rows, dtype=np.float64), y, features, target, task, class_names)
-
-
-def _delimiter(text: str) -> str:
-    """Comma, semicolon (spreadsheets in many locales) or tab: the most common in line one."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    return max(",;\t", key=first.count) if first else ","
+    if dtype == np.float32 and bool(np.any(rounding > FLOAT32_TOLERANCE * (highs - lows))):
+        return None
+    y, task, class_names = _target(labels, rows, target, task)
+    return ParsedCsv(x[:rows], y, features, target, task, class_names)
 
 
 def _number(cell: str, row: int, line: int, column: str) -> float:
@@ -192,71 +394,77 @@ def _number(cell: str, row: int, line: int, column: str) -> float:
     return value
 
 
-def _is_int(text: str) -> bool:
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _target(labels: list[str], target: str, task: str | None) -> tuple[np.ndarray, str, list[str]]:
-    numbers: list[float] | None = []
-    for label in labels:
-        try:
-            value = float(label)
-        except ValueError:
-            numbers = None
-            break
-        numbers.append(value)
-    integers = numbers is not None and all(_is_int(v) for v in labels)
+def _target(labels: _Labels, rows: int, target: str,
+            task: str | None) -> tuple[np.ndarray, str, list[str]]:
+    numbers = labels.not_number is None
+    integers = numbers and labels.not_int is None
     if task is None:
-        task = "regression" if numbers is not None and not integers else "classification"
+        task = "regression" if numbers and not integers else "classification"
+    values = labels.values[:rows]
     if task == "regression":
-        if numbers is None:
-            row = next(i for i, v in enumerate(labels, 1) if not _looks_numeric(v))
-            raise UploadError(f"Row {row}: the target {target!r} is {labels[row - 1][:40]!r}, "
+        if labels.not_number is not None:
+            row, text = labels.not_number
+            raise UploadError(f"Row {row}: the target {target!r} is {text[:40]!r}, "
                               "not a number; regression needs a numeric target.", row=row,
                               column=target)
-        bad = next((i for i, v in enumerate(numbers, 1) if not math.isfinite(v)), None)
-        if bad is not None:
-            raise UploadError(f"Row {bad}: the target {target!r} is NaN or infinite; fill it "
-                              "or remove the row.", row=bad, column=target)
-        if len(set(numbers)) < 2:
+        if labels.not_finite is not None:
+            row = labels.not_finite
+            raise UploadError(f"Row {row}: the target {target!r} is NaN or infinite; fill it "
+                              "or remove the row.", row=row, column=target)
+        if values.min() == values.max():
             raise UploadError(f"The target {target!r} has the same value in every row; there is "
                               "nothing to learn.", column=target)
-        return np.asarray(numbers, dtype=np.float64), task, []
-    if numbers is not None and not integers:
-        row = next(i for i, v in enumerate(labels, 1) if not _is_int(v))
-        raise UploadError(f"Row {row}: the target {target!r} is {labels[row - 1]!r}; "
+        return values.astype(np.float64), task, []
+    if numbers and not integers:
+        row, text = labels.not_int  # type: ignore[misc]
+        raise UploadError(f"Row {row}: the target {target!r} is {text!r}; "
                           "classification needs integer or text labels (or ask for task "
                           "regression).", row=row, column=target)
-    distinct = sorted(set(labels), key=(lambda v: int(v)) if integers else None)
-    if len(distinct) < 2:
-        raise UploadError(f"The target {target!r} has only one class ({distinct[0]!r}); "
+    codes = labels.codes[:rows]
+    distinct = len(labels.index)
+    if labels.overflow:
+        distinct += len(np.unique(values[codes < 0]))
+    if distinct < 2:
+        only = next(iter(labels.index))
+        raise UploadError(f"The target {target!r} has only one class ({only!r}); "
                           "classification needs at least two.", column=target)
-    if len(distinct) > MAX_CLASSES:
-        raise UploadError(f"The target {target!r} has {len(distinct)} different labels; the "
+    if distinct > MAX_CLASSES:
+        raise UploadError(f"The target {target!r} has {distinct} different labels; the "
                           f"limit is {MAX_CLASSES} classes. If it is a quantity, ask for task "
                           "regression.", column=target)
-    index = {label: i for i, label in enumerate(distinct)}
-    names = [str(int(v)) if integers else v for v in distinct]
-    return np.asarray([index[v] for v in labels], dtype=np.int64), task, names
+    order = sorted(labels.index, key=(lambda v: int(v)) if integers else None)
+    renumber = np.empty(len(order), dtype=np.uint8)
+    for new, label in enumerate(order):
+        renumber[labels.index[label][0]] = new
+    names = [str(int(v)) if integers else v for v in order]
+    return renumber[codes], task, names
 
 
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def trim_memory() -> None:
+    """Hand the memory a parse freed back to the system (glibc keeps freed blocks of worker
+    threads' arenas otherwise: RSS would stay at its peak); a no-op elsewhere."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+_malloc_trim = None
+
+
+# --- storing and loading ------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, write) -> None:
+    """`write(file)` into a temp file beside `path`, fsync, rename over `path`."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -265,40 +473,78 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def save(upload_dir: Path, name: str, parsed: ParsedCsv, filename: str | None) -> DataSetDef:
-    """Write `<name>.npz` then `<name>.json` (the JSON last: it marks the set complete)."""
+def new_id() -> str:
+    return secrets.token_hex(6)
+
+
+def write_arrays(upload_dir: Path, upload_id: str, parsed: ParsedCsv) -> int:
+    """Write `<id>.npz` (what np.savez_compressed writes, without its copy of each array);
+    returns its size in bytes."""
     upload_dir.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, x=parsed.x, y=parsed.y)
-    _atomic_write(upload_dir / f"{name}.npz", buffer.getvalue())
-    meta = {
-        "name": name, "filename": filename, "target": parsed.target, "task": parsed.task,
+    path = upload_dir / f"{upload_id}.npz"
+    _atomic_write(path, lambda f: _savez(f, {"x": parsed.x, "y": parsed.y}))
+    return path.stat().st_size
+
+
+def _savez(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, array in arrays.items():
+            array = np.ascontiguousarray(array)
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array_header_1_0(
+                    out, np.lib.format.header_data_from_array_1_0(array))
+                data = memoryview(array).cast("B")
+                for start in range(0, len(data), CHUNK_BYTES):
+                    out.write(data[start:start + CHUNK_BYTES])
+
+
+def write_meta(upload_dir: Path, meta: dict) -> None:
+    """Write `<id>.json`: the set is complete (and listed) from this moment."""
+    data = json.dumps(meta, indent=1).encode()
+    stem = meta.get("id") or meta["name"]  # older sets are stored under their name
+    _atomic_write(upload_dir / f"{stem}.json", lambda f: f.write(data))
+
+
+def make_meta(upload_id: str, name: str, title: str, parsed: ParsedCsv, filename: str | None,
+              stored_bytes: int, owner: str | None, owner_name: str | None) -> dict:
+    return {
+        "id": upload_id, "name": name, "title": title, "owner": owner,
+        "owner_name": owner_name, "shared": False, "filename": filename,
+        "target": parsed.target, "task": parsed.task,
         "feature_names": parsed.feature_names, "class_names": parsed.class_names,
-        "rows": int(parsed.x.shape[0]),
+        "rows": int(parsed.x.shape[0]), "bytes": stored_bytes, "created_at": time.time(),
     }
-    _atomic_write(upload_dir / f"{name}.json", json.dumps(meta, indent=1).encode())
-    return declare(upload_dir, meta)
+
+
+def remove(upload_dir: Path, meta: dict) -> None:
+    """Delete a stored set: the JSON first (the set is gone), then its arrays."""
+    stem = meta.get("id") or meta["name"]
+    (upload_dir / f"{stem}.json").unlink(missing_ok=True)
+    (upload_dir / f"{stem}.npz").unlink(missing_ok=True)
 
 
 def declare(upload_dir: Path, meta: dict) -> DataSetDef:
     """The DataSetDef of a stored upload; its arrays are read from disk when loaded."""
     name = meta["name"]
-    path = upload_dir / f"{name}.npz"
+    path = upload_dir / f"{meta.get('id') or name}.npz"
     task = meta["task"]
     features = list(meta["feature_names"])
     classes = tuple(meta["class_names"])
+    title = meta.get("title") or name
 
     def generate(p: UploadParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         try:
             with np.load(path, allow_pickle=False) as stored:
-                return stored["x"].astype(np.float64), stored["y"]
+                x = stored["x"].astype(np.float64)
+                y = stored["y"]
+                return x, (y.astype(np.int64) if task == "classification" else y)
         except (OSError, ValueError, KeyError) as exc:
-            raise SpecError(("dataset", "name"), f"The uploaded data set {name!r} could not be "
+            raise SpecError(("dataset", "name"), f"The uploaded data set {title!r} could not be "
                             f"read from the server's disk ({type(exc).__name__}); upload it "
                             "again under a new name.") from None
 
     return DataSetDef(
-        name, name, f"Uploaded from {meta.get('filename') or 'a CSV'}: {meta['rows']} rows, "
+        name, title, f"Uploaded from {meta.get('filename') or 'a CSV'}: {meta['rows']} rows, "
         f"{len(features)} features, target {meta['target']!r}.",
         "Your own data: the same networks on a problem you brought.",
         task, "tabular", UploadParams, generate,
@@ -312,19 +558,51 @@ def declare(upload_dir: Path, meta: dict) -> DataSetDef:
     )
 
 
-def load_all(upload_dir: Path) -> dict[str, DataSetDef]:
-    """Every complete stored upload; a damaged one is skipped with a warning, never loaded."""
-    found: dict[str, DataSetDef] = {}
+def _valid(meta: dict, stem: str) -> bool:
+    name, upload_id = meta["name"], meta.get("id")
+    if meta["task"] not in TASKS:
+        return False
+    if upload_id is None:  # stored by an older version: under its name
+        return bool(NAME_PATTERN.match(name)) and stem == name
+    return (bool(ID_PATTERN.match(upload_id)) and stem == upload_id
+            and bool(NAME_PATTERN.match(name) or ID_NAME_PATTERN.match(name)))
+
+
+def clean(upload_dir: Path) -> list[str]:
+    """Remove what a crash left behind: temp files, and arrays without their metadata (a
+    write or a delete cut short). Returns the names removed."""
+    removed: list[str] = []
+    if not upload_dir.is_dir():
+        return removed
+    for path in upload_dir.iterdir():
+        if not path.is_file():
+            continue
+        orphan = path.suffix == ".npz" and not path.with_suffix(".json").exists()
+        if path.name.startswith(".tmp-") or orphan:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    if removed:
+        log.warning("removed %d leftover upload file(s): %s", len(removed), ", ".join(removed))
+    return removed
+
+
+def load_all(upload_dir: Path) -> dict[str, tuple[DataSetDef, dict]]:
+    """Every complete stored upload by name, with its metadata; a damaged one is skipped with
+    a warning, never loaded."""
+    found: dict[str, tuple[DataSetDef, dict]] = {}
     if not upload_dir.is_dir():
         return found
     for meta_path in sorted(upload_dir.glob("*.json")):
         try:
             meta = json.loads(meta_path.read_text())
-            name = meta["name"]
-            if (not NAME_PATTERN.match(name) or meta_path.stem != name
-                    or meta["task"] not in TASKS or not (upload_dir / f"{name}.npz").is_file()):
+            if not _valid(meta, meta_path.stem) or not meta_path.with_suffix(".npz").is_file():
                 raise ValueError("metadata does not match its files")
-            found[name] = declare(upload_dir, meta)
+            meta.setdefault("title", meta["name"])
+            meta.setdefault("owner", None)
+            meta.setdefault("shared", False)
+            if "bytes" not in meta:
+                meta["bytes"] = meta_path.with_suffix(".npz").stat().st_size
+            found[meta["name"]] = (declare(upload_dir, meta), meta)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("skipping uploaded data set %s: %s", meta_path.name, exc)
     return found

@@ -18,7 +18,16 @@ subscriber.
 Commands and their answers (futures): `create`, `control` (pause, resume, step by batch or
 epoch, stop, reset; an impossible one raises `Conflict` with a sentence for the user),
 `patch`, `delete`, `subscribe`/`unsubscribe`, `export`; `JobNotFound` for an unknown id.
-Reads without the worker: `progress(job_id)`, `progress_all()`, `pending_commands()`.
+Reads without the worker: `progress(job_id)`, `progress_all()`, `pending_commands()`;
+`watched(job_id)` notes that a client looked at a job (REST).
+
+Commands share the worker fairly with training (issue 12): each command is charged (its wall
+time) to the job it names, on the same clock as the job's training; a job that is not running
+starts at the running jobs' clock. Waiting commands run least-charged job first, and while jobs
+train, a job's commands wait once its clock is ahead of every running job's: a client flooding
+one job with commands gets about one share of the worker, like one more training job. A
+`step` does not write a checkpoint (the normal schedule does, for paused jobs too), and an
+export only copies the weights here; `server.engine.exports` converts them in other processes.
 
 Events (dicts, all with `job_id` and `type`):
 - `{"type": "status", "job_id", "status", "epoch", "step", "error", "stop_reason"}`; `status`
@@ -42,6 +51,7 @@ import queue
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -49,6 +59,9 @@ from typing import Any
 
 import torch
 
+from server.engine.disk_guard import DiskGuard
+from server.engine.exports import ExportPool
+from server.engine.history import stored_record
 from server.export import FORMATS
 from server.store import Store, finite
 
@@ -101,6 +114,8 @@ class _Job:
     trained_since_frame: bool = False
     last_frame: float = 0.0
     unwatched_since: float | None = None  # monotonic time its last subscriber left
+    unwritten: list = field(default_factory=list)  # H5: history records a write failed for
+    note: dict = field(default_factory=dict)  # H5: error/stop_reason its row could not take
 
 
 def default_trainer_factory(spec: dict, dataset: Any, device: torch.device) -> Any:
@@ -122,7 +137,7 @@ def _short(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class Engine:
+class Engine(DiskGuard):  # DiskGuard (H5): disk guard and durable history writes
     """The device thread. Public methods are safe from any thread; only the worker runs torch."""
 
     def __init__(self, settings, store: Store, datasets, *,
@@ -147,6 +162,13 @@ class Engine:
         self._frame_import_failed = False
         self._last_housekeeping = 0.0
         self._wall_clock = self.device.type == "cuda"
+        # Commands taken from the queue, per job id, waiting for their turn (_run_backlog),
+        # and the command clock of jobs that are not running.
+        self._backlog: dict[str, deque] = {}
+        self._command_charge: dict[str, float] = {}
+        self._looked_at: dict[str, float] = {}  # job id -> monotonic time of a REST read
+        self._exports = ExportPool(getattr(settings, "max_concurrent_exports", 2),
+                                   getattr(settings, "max_queued_exports", 4))
 
     @staticmethod
     def _pick_device(choice: str) -> torch.device:
@@ -174,6 +196,7 @@ class Engine:
         self._commands.put(None)
         self._thread.join(timeout)
         self._thread = None
+        self._exports.close()
 
     # -- commands (any thread) -----------------------------------------------------------
 
@@ -208,8 +231,31 @@ class Engine:
 
     def export(self, job_id: str, format: str) -> Future:
         """The trained model as a file in `format` (a key of server.export.FORMATS); resolves to
-        bytes."""
-        return self._submit("export", job_id, format)
+        bytes, or raises ExportsBusy at once when every export place is taken. The worker only
+        copies the weights; a converter process makes the file."""
+        result: Future = Future()
+        try:
+            self._exports.reserve()
+        except Exception as exc:  # ExportsBusy
+            result.set_exception(exc)
+            return result
+
+        def copied(work: Future) -> None:
+            try:
+                spec, shape, weights = work.result()
+            except Exception as exc:  # JobNotFound, Conflict, EngineStopped
+                self._exports.release()
+                result.set_exception(exc)
+                return
+            self._exports.run(format, spec, shape, weights, result)
+
+        self._submit("export", job_id, format).add_done_callback(copied)
+        return result
+
+    def watched(self, job_id: str) -> None:
+        """A client read the job (REST): it counts as watched (see _pause_unwatched)."""
+        with self._progress_lock:
+            self._looked_at[job_id] = time.monotonic()
 
     def _submit(self, name: str, *args: Any) -> Future:
         future: Future = Future()
@@ -233,7 +279,7 @@ class Engine:
 
     def pending_commands(self) -> int:
         """Commands waiting for the worker thread (for /metrics)."""
-        return self._commands.qsize()
+        return self._commands.qsize() + sum(len(q) for q in list(self._backlog.values()))
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -268,34 +314,80 @@ class Engine:
             log.exception("engine warm-up failed")
 
     def _drain(self, block: bool) -> bool:
-        """Run queued commands; False once stop() was called."""
+        """Take queued commands into the backlog and run those whose turn it is; False once
+        stop() was called."""
+        block = block and not self._backlog
         try:
             item = self._commands.get(timeout=0.1) if block else self._commands.get_nowait()
         except queue.Empty:
-            return not self._stopping
-        while True:
+            item = ()
+        while item != ():
             if item is None or self._stopping:
                 if item is not None:
                     item[2].set_exception(EngineStopped("The training engine stopped."))
                 return False
-            name, args, future = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(getattr(self, "_cmd_" + name)(*args))
-                except (JobNotFound, Conflict) as exc:
-                    future.set_exception(exc)
-                except Exception as exc:
-                    log.exception("engine command %s failed", name)
-                    future.set_exception(exc)
+            key = str(item[1][0]) if item[1] else ""
+            self._backlog.setdefault(key, deque()).append(item)
             try:
                 item = self._commands.get_nowait()
             except queue.Empty:
-                return True
+                item = ()
+        self._run_backlog()
+        return not self._stopping
+
+    def _account(self, key: str, floor: float) -> float:
+        """The clock a job's commands are charged on: its training clock while it runs,
+        else its command clock, never behind the running jobs' (`floor`)."""
+        job = self._jobs.get(key)
+        if job is not None and job.status == "running":
+            return job.charge
+        charge = max(self._command_charge.get(key, floor), floor)
+        self._command_charge[key] = charge
+        return charge
+
+    def _run_backlog(self) -> None:
+        """Run waiting commands, least-charged job first; while jobs train, a job whose clock
+        is ahead of every running job's waits for the next turn (see the module docstring)."""
+        training = any(j.status == "running" for j in self._jobs.values())
+        while self._backlog:
+            floor = self._min_charge()
+            key = min(self._backlog, key=lambda k: self._account(k, floor))
+            if training and self._account(key, floor) > floor:
+                break
+            queued = self._backlog[key]
+            name, args, future = queued.popleft()
+            if not queued:
+                del self._backlog[key]
+            started = time.perf_counter()
+            self._run_command(name, args, future)
+            cost = time.perf_counter() - started
+            job = self._jobs.get(key)
+            if job is not None and job.status == "running":
+                job.charge += cost
+            elif job is not None or key in self._backlog:
+                self._command_charge[key] = self._command_charge.get(key, floor) + cost
+            if key not in self._backlog and self._command_charge.get(key, 0.0) <= floor:
+                self._command_charge.pop(key, None)  # no debt left: forget the account
+            training = any(j.status == "running" for j in self._jobs.values())
+
+    def _run_command(self, name: str, args: tuple, future: Future) -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(getattr(self, "_cmd_" + name)(*args))
+            except (JobNotFound, Conflict) as exc:
+                future.set_exception(exc)
+            except Exception as exc:
+                log.exception("engine command %s failed", name)
+                future.set_exception(exc)
 
     def _shutdown(self) -> None:
         for job in list(self._jobs.values()):
             if job.trainer is not None and job.dirty and job.status != "failed":
                 self._checkpoint(job)
+        for waiting in self._backlog.values():
+            for item in waiting:
+                item[2].set_exception(EngineStopped("The training engine stopped."))
+        self._backlog.clear()
         while True:  # answer what is left so that no caller waits forever
             try:
                 item = self._commands.get_nowait()
@@ -354,11 +446,14 @@ class Engine:
         job.epoch, job.step = int(trainer.epoch), int(trainer.step)
         records = [finite(dict(r)) for r in records]
         if records:
-            self.store.add_metrics(job.id, records, step=job.step)
+            stored = [stored_record(r, self.settings) for r in records]
+            self._write_history(job, stored)  # H5: a failed write pauses it, keeps them
             self._emit({"type": "metrics", "job_id": job.id, "records": records})
         self._set_progress(job)
 
     def _finish(self, job: _Job) -> None:
+        if job.unwritten:  # H5: it stays paused until its history is saved
+            return
         reason = getattr(job.trainer, "stop_reason", None)
         self._checkpoint(job)
         self._set_status(job, "completed", stop_reason=reason, finished_at=time.time())
@@ -484,6 +579,8 @@ class Engine:
             row = self.store.get_job(job.id)
             if row is not None and not row["started_at"]:
                 fields["started_at"] = time.time()
+            if not job.subscribers:  # the unwatched clock starts (_pause_unwatched)
+                job.unwatched_since = time.monotonic()
         job.status = status
         if status != "failed":
             fields.setdefault("error", None)
@@ -498,7 +595,7 @@ class Engine:
     def _set_progress(self, job: _Job) -> None:
         with self._progress_lock:
             self._progress[job.id] = {"status": job.status, "epoch": job.epoch,
-                                      "step": job.step}
+                                      "step": job.step, **job.note}  # note: H5
 
     def _status(self, job: _Job) -> dict:
         return {"id": job.id, "status": job.status, "epoch": job.epoch, "step": job.step}
@@ -513,7 +610,7 @@ class Engine:
 
     def _checkpoint(self, job: _Job) -> None:
         trainer = job.trainer
-        if trainer is None:
+        if trainer is None or self._checkpoint_blocked(job):  # H5: unsaved history, low disk
             return
         try:
             meta = {"engine": {"epoch": int(trainer.epoch), "step": int(trainer.step)},
@@ -534,6 +631,7 @@ class Engine:
         self._last_housekeeping = now
         self._trim_idle_trainers()
         self._pause_unwatched(now)
+        self._guard_disk()  # H5: pause jobs before a full disk makes writes fail
 
     def _trim_idle_trainers(self) -> None:
         """Keep at most settings.max_running_jobs trainers of paused, unwatched jobs in memory;
@@ -551,15 +649,20 @@ class Engine:
 
     def _pause_unwatched(self, now: float) -> None:
         """Pause jobs that train until stopped and that nobody has watched for
-        settings.unwatched_job_seconds: a browser tab killed without a goodbye leaves such a
-        job behind (scripts that never subscribe are not affected)."""
+        settings.unwatched_job_seconds: a browser tab killed without a goodbye, or a script
+        that started one and went away, leaves such a job behind. Watching: a stream, or a
+        REST read of the job or its metrics (`watched`); the clock starts when it runs."""
         limit = self.settings.unwatched_job_seconds
         if limit <= 0:
             return
+        with self._progress_lock:
+            looked_at = dict(self._looked_at)
+            self._looked_at = {k: v for k, v in looked_at.items() if k in self._jobs}
         for job in list(self._jobs.values()):
+            since = max(job.unwatched_since or now, looked_at.get(job.id, -1.0))
             if (job.status == "running" and job.unwatched_since is not None
                     and not job.subscribers and self._epochs(job) is None
-                    and now - job.unwatched_since >= limit):
+                    and now - since >= limit):
                 job.unwatched_since = None
                 if job.dirty:
                     self._checkpoint(job)
@@ -567,8 +670,8 @@ class Engine:
 
     def _checkpoint_due(self) -> None:
         now = time.monotonic()
-        for job in self._jobs.values():
-            if (job.dirty and job.trainer is not None and job.status == "running"
+        for job in self._jobs.values():  # paused too: `step` leaves its checkpoint to this
+            if (job.dirty and job.trainer is not None and job.status in ("running", "paused")
                     and now - job.last_checkpoint >= self.settings.checkpoint_seconds):
                 self._checkpoint(job)
 
@@ -583,8 +686,12 @@ class Engine:
             if not (job.frame_due or (job.trained_since_frame
                                       and now - job.last_frame >= 1.0 / hz)):
                 continue
-            if not job.frame_due and not self._frame_budget_allows(now - job.last_frame):
-                continue  # stream (issue 5): frame work stays a small share of the worker
+            if not self._frame_budget_allows(now - job.last_frame) and (
+                    not job.frame_due or job.last_frame > 0):
+                # Frame work stays a small share of the worker (issue 5); a frame a new
+                # subscriber asked for too, once the job has had one (clients reconnecting in
+                # a loop must not buy a frame each, issue 12).
+                continue
             frame = self._frame_function()
             if frame is None or self._ensure_trainer(job) is None:
                 job.frame_due = False
@@ -693,11 +800,13 @@ class Engine:
                 reason = getattr(trainer, "stop_reason", None) or "its stopping rule"
                 raise Conflict(f"This job has completed ({str(reason).replace('_', ' ')}); "
                                "reset it to train it again.")
+        self._storage_ready(job)  # H5: room on the disk, kept history saved
         self._start(job)
 
     def _action_step(self, job: _Job, unit: str) -> None:
         if job.status in TERMINAL:
             raise Conflict(f"This job has {_past(job.status)}; reset it to train it again.")
+        self._storage_ready(job)  # H5: room on the disk, kept history saved
         if job.status != "paused":
             self._action_pause(job)
         trainer = self._ensure_trainer(job)
@@ -718,8 +827,7 @@ class Engine:
             return
         job.dirty = job.trained_since_frame = True
         job.frame_due = bool(job.subscribers)
-        self._record(job, records)
-        self._checkpoint(job)
+        self._record(job, records)  # no checkpoint per step: _checkpoint_due writes one
         if trainer.finished:
             self._finish(job)
 
@@ -728,6 +836,7 @@ class Engine:
             return
         if job.status in ("completed", "failed"):
             raise Conflict(f"This job has already {_past(job.status)}.")
+        self._flush_history(job)  # H5: no epoch dropped by stopping
         if job.dirty:
             self._checkpoint(job)
         self._set_status(job, "stopped", stop_reason="stopped by request",
@@ -736,6 +845,7 @@ class Engine:
 
     def _action_reset(self, job: _Job) -> None:
         self._free(job)
+        job.unwritten, job.note = [], {}  # H5: they belong to the run being reset
         self.store.delete_checkpoint(job.id)
         self.store.truncate_history(job.id, -1)
         job.epoch = job.step = 0
@@ -780,8 +890,10 @@ class Engine:
         was = job.status
         self._free(job)
         del self._jobs[job_id]
+        self._command_charge.pop(job_id, None)
         with self._progress_lock:
             self._progress.pop(job_id, None)
+            self._looked_at.pop(job_id, None)
         self.store.delete_job(job_id)
         self._emit({"type": "status", "job_id": job_id, "status": "deleted",
                     "epoch": job.epoch, "step": job.step, "error": None, "stop_reason": None})
@@ -804,17 +916,25 @@ class Engine:
             job.unwatched_since = time.monotonic()
         self._release_if_idle(job)
 
-    def _cmd_export(self, job_id: str, format: str) -> bytes:
+    def _cmd_export(self, job_id: str, format: str) -> tuple[dict, Any, bytes]:
+        """(spec, data shape, the model's weights as safetensors bytes): a CPU copy for the
+        converter process (server.engine.exports)."""
+        from safetensors.torch import save
+
         job = self._job(job_id)
+        if format not in FORMATS:
+            raise Conflict(f"unknown format {format!r}; expected one of: {', '.join(FORMATS)}")
         if job.status == "failed":
             raise Conflict("This job has failed; it has no model to download. Reset it and "
                            "train it again.")
         trainer = self._ensure_trainer(job)
         if trainer is None:
             raise Conflict("This job could not be loaded; it has no model to download.")
-        data = FORMATS[format].make(trainer.model, job.spec)
+        weights = save({k: v.detach().to("cpu").contiguous()
+                        for k, v in trainer.model.state_dict().items()})
+        shape = getattr(trainer, "shape", None) or job.dataset.shape
         self._release_if_idle(job)
-        return data
+        return job.spec, shape, weights
 
     def _epochs(self, job: _Job) -> int | None:
         return (job.spec.get("training") or {}).get("epochs", 500)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pprint
 import textwrap
+import unicodedata
 
 from torch import nn
 
@@ -331,8 +332,10 @@ def _wrap(expr: str, indent: str, width: int = 96) -> str:
 
 def _doc(text: object) -> str:
     """User text (a job name, uploaded class names) made safe inside the docstring: no quote,
-    backslash or line break can end it early and turn the rest into code."""
-    return " ".join(str(text).replace("\\", "/").replace('"', "'").split())
+    backslash or line break can end it early and turn the rest into code, and no control
+    character (a NUL makes the file unreadable to Python) or lone surrogate (not UTF-8) stays."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in str(text))
+    return " ".join(text.replace("\\", "/").replace('"', "'").split())
 
 
 def _header(network: Network, spec: dict) -> str:

@@ -1,6 +1,9 @@
 """JobSpec: one JSON document that describes a job (data set, model, training), as API.md shows.
 
 Every field but `dataset.name` and `model.layers` has a default. Unknown fields are errors.
+Types are strict: `true` is not 1 and `"3"` is not 3 (a JSON integer is still a fine float), and
+no number field takes NaN or an infinity. A job name holds no control characters (a NUL would
+end up in exported source files).
 Whether the data set name and params exist and whether the layers fit together is checked
 later, against the data registry and by shape inference (`server.nn.check`), since that needs
 more than pydantic knows.
@@ -8,9 +11,10 @@ more than pydantic knows.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from server.spec.layers import Initializer, Layer
 
@@ -21,7 +25,19 @@ PointFeature = Literal[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def _no_control_characters(value: str) -> str:
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise ValueError(f"a name must not hold control characters (found U+{ord(bad):04X}); "
+                         "use letters, digits, spaces and punctuation")
+    return value
+
+
+JobName = Annotated[str, Field(max_length=200, description="A label for the job."),
+                    AfterValidator(_no_control_characters)]
 
 
 class DatasetSpec(Strict):
@@ -158,7 +174,7 @@ class TrainingSpec(Strict):
 
 
 class JobSpec(Strict):
-    name: str = Field("", max_length=200, description="A label for the job.")
+    name: JobName = ""
     dataset: DatasetSpec
     model: ModelSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
@@ -187,5 +203,5 @@ class TrainingPatch(Strict):
 
 
 class JobPatch(Strict):
-    name: Annotated[str, Field(max_length=200)] | None = None
+    name: JobName | None = None
     training: TrainingPatch | None = None

@@ -24,7 +24,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 SAMPLES_CLASSIFICATION = 500
 SAMPLES_REGRESSION = 1200
@@ -87,6 +87,43 @@ class TFPlaygroundError(ValueError):
     """The link cannot become a job at all (for example it selects no input feature)."""
 
 
+SITE_HOST = "playground.tensorflow.org"
+NOT_A_LINK = (
+    "This is not a TensorFlow Playground link: {what}. Paste the address of a "
+    "playground.tensorflow.org page (https://playground.tensorflow.org/#activation=tanh&...) "
+    "or the part after its #."
+)
+
+
+def _is_site_link(text: str) -> bool:
+    """Whether `text` is an address on TF Playground's own site (with or without a hash)."""
+    address = text.strip().split("#", 1)[0]
+    host = urlsplit(address if "://" in address else f"https://{address}").hostname or ""
+    return host == SITE_HOST or host.endswith("." + SITE_HOST)
+
+
+def _known(name: str) -> bool:
+    return name in DEFAULTS or name in UI_ONLY or name == "seed" or name.endswith("_hide")
+
+
+def check_is_link(text: str, pairs: dict[str, str]) -> None:
+    """Refuse a text that is neither a TF Playground address nor a hash naming at least one
+    of its settings ("hello world", another site's address): importing it would silently
+    replace the setup with the defaults."""
+    if _is_site_link(text) or any(_known(name) for name in pairs):
+        return
+    stripped = text.strip()
+    if not stripped:
+        what = "the text is empty"
+    elif "://" in stripped.split("#", 1)[0]:
+        what = f"{stripped.split('#', 1)[0][:80]!r} is another site's address and names no " \
+               "TF Playground setting"
+    else:
+        what = f"{stripped[:80]!r} names none of its settings (activation, dataset, " \
+               "networkShape, learningRate, ...)"
+    raise TFPlaygroundError(NOT_A_LINK.format(what=what))
+
+
 @dataclass
 class TFPlaygroundImport:
     """The result of an import: the spec plus what did not carry over, each with its reason."""
@@ -109,7 +146,7 @@ def parse_hash(text: str) -> dict[str, str]:
     text = text.strip()
     if "#" in text:
         text = text.split("#", 1)[1]
-    elif "://" in text or text.startswith("playground.tensorflow.org"):
+    elif "://" in text or text.startswith(SITE_HOST):
         text = ""  # a link without a hash: every setting is the default
     pairs: dict[str, str] = {}
     for part in text.split("&"):
@@ -185,7 +222,9 @@ class _Reader:
 
 def import_tfplayground(text: str) -> TFPlaygroundImport:
     """The job spec reproducing a TF Playground link, with what could not be carried over."""
-    read = _Reader(parse_hash(text))
+    pairs = parse_hash(text)
+    check_is_link(text, pairs)
+    read = _Reader(pairs)
     out = read.result
 
     problem = read.choice("problem", {p: p for p in PROBLEMS})

@@ -9,6 +9,11 @@ FastAPI: a frame goes only when the client has credit (it acknowledged the previ
 its own rate allows; a client whose unacknowledged frame is older than
 `settings.client_timeout_seconds` while another waits is closed with 4408. A slow client only
 ever delays its own pump task: training and the other clients never wait for it.
+
+Every per-client queue is bounded (issue 12): at most `settings.stream_max_queued_messages`
+texts wait (past it replies and errors are dropped and counted in one later notice, and a new
+status replaces the oldest waiting one), at most `MAX_PENDING_POINTS` metric points (the
+oldest go; GET .../metrics has them all) and one frame.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 METRICS_INTERVAL = 0.1  # seconds between two metrics messages to one client
-MAX_PENDING_POINTS = 100_000  # a frozen client's unsent metric points are capped here
+MAX_PENDING_POINTS = 2_000  # a frozen client's unsent metric points are capped here (~2 KB each)
+MAX_TEXTS = 256  # default bound of a client's waiting text messages
 CLOSE_TIMEOUT = 4408
 
 
@@ -66,10 +72,31 @@ class Channel:
     min_epoch: float = float("-inf")  # metric points at or below it came in hello already
     frames_sent: int = 0
     frames_dropped: int = 0
+    max_texts: int = MAX_TEXTS
+    texts_dropped: int = 0  # replies and errors dropped since the last notice
 
     def push_text(self, message: dict) -> None:
+        """Queue a text message; the queue never holds more than `max_texts` (see module)."""
+        if len(self.texts) >= self.max_texts:
+            if message.get("type") != "status":
+                self.texts_dropped += 1
+                self.wake.set()
+                return
+            older = next((i for i, m in enumerate(self.texts) if m.get("type") == "status"), 0)
+            if self.texts[older].get("type") != "status":
+                self.texts_dropped += 1
+            del self.texts[older]
         self.texts.append(message)
         self.wake.set()
+
+    def dropped_notice(self) -> dict | None:
+        """One `error` saying how many replies and errors were dropped, once, or None."""
+        if not self.texts_dropped:
+            return None
+        n, self.texts_dropped = self.texts_dropped, 0
+        return {"type": "error", "job_id": self.job_id, "request": None, "id": None,
+                "message": f"{n} replies and errors were dropped because this client did not "
+                           "read its messages in time"}
 
     def push_points(self, points: list[dict]) -> None:
         if not self.subscription.metrics:
@@ -118,6 +145,10 @@ class Channel:
             sent = bool(self.texts)  # after any send, look again: more may have come meanwhile
             while self.texts:
                 await send_text(json.dumps(self.texts.popleft(), allow_nan=False, default=str))
+            notice = self.dropped_notice()
+            if notice is not None:
+                await send_text(json.dumps(notice))
+                sent = True
             if self.points:
                 wait = self.metrics_at + METRICS_INTERVAL - now
                 if wait <= 0:
@@ -187,7 +218,9 @@ class Hub:
 
     def register(self, job_id: str, subscription: Subscription | None = None) -> Channel:
         channel = Channel(job_id, subscription or self.default_subscription(),
-                          self.settings.client_timeout_seconds)
+                          self.settings.client_timeout_seconds,
+                          max_texts=getattr(self.settings, "stream_max_queued_messages",
+                                            MAX_TEXTS))
         self.channels.setdefault(job_id, set()).add(channel)
         if job_id in self.latest:
             channel.push_frame(self.latest[job_id])

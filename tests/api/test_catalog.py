@@ -85,3 +85,27 @@ def test_health_is_still_there(server):
     with server.client() as client:
         body = client.get("/api/health").json()
     assert body["status"] == "ok"
+
+
+def test_width_fields_carry_the_servers_max_units(server):
+    """A form built from a layer schema refuses what the model check refuses (issue 11, item 4):
+    every field checked against max_units has it as its maximum; one more is a 422 that names it."""
+    with server.client() as client:
+        catalog = client.get("/api/catalog").json()
+        most = catalog["limits"]["max_units"]
+        by_type = {layer["type"]: layer["schema"]["properties"] for layer in catalog["layers"]}
+        widths = {t: sorted(n for n, p in props.items() if p.get("maximum") == most)
+                  for t, props in by_type.items()}
+        assert {t: w for t, w in widths.items() if w} == {
+            "dense": ["units"], "conv2d": ["filters"], "rnn": ["units"], "lstm": ["units"],
+            "gru": ["units"], "embedding": ["dim"], "attention": ["d_model"]}
+        assert by_type["dense"]["units"]["minimum"] == 1
+        body = {"dataset": {"name": "circle"},
+                "model": {"layers": [{"type": "dense", "units": most + 1}]}}
+        refused = client.post("/api/models/check", json=body)
+        body["model"]["layers"][0]["units"] = most
+        accepted = client.post("/api/models/check", json=body)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "model", "layers", 0, "units"]
+    assert f"at most {most}" in refused.json()["detail"][0]["msg"]
+    assert accepted.status_code == 200, accepted.text

@@ -139,14 +139,6 @@ def size(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.fixture()
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_convolution_beats_a_dense_net_of_similar_size_on_shapes(reg, one_thread) -> None:
     ds = load(reg, "shapes", params={"samples": 1000}, train_fraction=0.6)

@@ -55,8 +55,9 @@ def test_uploads_survive_a_restart_and_are_never_pickled(tmp_path: Path) -> None
     first = DataRegistry(tmp_path / "uploads", settings)
     first.add_upload(csv_text(), "animal", name="zoo")
     before = first.load(DatasetSpec(name="zoo"))
-    stored = np.load(tmp_path / "uploads" / "zoo.npz", allow_pickle=False)
-    assert set(stored.files) == {"x", "y"} and stored["x"].dtype == np.float64
+    (path,) = (tmp_path / "uploads").glob("*.npz")  # stored under an id, not the name
+    stored = np.load(path, allow_pickle=False)
+    assert set(stored.files) == {"x", "y"} and stored["x"].dtype == np.float32
     again = DataRegistry(tmp_path / "uploads", settings)
     assert "zoo" in again.names()
     after = again.load(DatasetSpec(name="zoo"))
@@ -140,7 +141,8 @@ def test_a_lost_file_is_a_clear_error_not_a_crash(registry: DataRegistry) -> Non
     from server.spec.errors import SpecError
 
     registry.add_upload(csv_text(), "animal", name="gone")
-    (registry.upload_dir / "gone.npz").write_bytes(b"not an npz")
+    (path,) = registry.upload_dir.glob("*.npz")
+    path.write_bytes(b"not an npz")
     with pytest.raises(SpecError, match="could not be read"):
         registry.load(DatasetSpec(name="gone"))
 

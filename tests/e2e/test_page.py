@@ -261,7 +261,9 @@ def test_share_link_restores_the_setup_in_a_fresh_page(browser, playground):
         assert fresh.input_value("#learning_rate") == "0.3"
         assert fresh.input_value("#regularization") == "l2"
         assert fresh.is_checked("#show_test")
-        assert fresh.input_value("#layer-0-units") == "5"
+        # xor's starter (issue 11: picking a set applies its starter) plus the neuron added.
+        assert fresh.input_value("#layer-0-units") == page.input_value("#layer-0-units")
+        assert int(fresh.input_value("#layer-0-units")) == spec["model"]["layers"][0]["units"]
         switch = fresh.locator("[aria-label='Input feature x1*x2: on']")
         assert switch.get_attribute("aria-checked") == "true"
     finally:

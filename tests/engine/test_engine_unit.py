@@ -297,21 +297,28 @@ def test_idle_trainers_beyond_the_limit_are_freed_and_reload_from_their_checkpoi
         rig.close()
 
 
-def test_a_job_nobody_watches_any_more_is_paused_but_a_script_job_is_not(tmp_path):
-    rig = Rig(tmp_path, unwatched_job_seconds=0.3)
+def test_a_job_nobody_watches_any_more_is_paused_whether_page_or_script_made_it(tmp_path):
+    rig = Rig(tmp_path, unwatched_job_seconds=0.6)
     try:
-        watched, scripted, budgeted = rig.create(), rig.create(), rig.create(epochs=10_000)
+        watched, budgeted = rig.create(), rig.create(epochs=10_000)
+        scripted, polled = rig.create(), rig.create()
         for job_id in (watched, budgeted):
             rig.engine.subscribe(job_id, {"snapshots": False}, subscriber="tab").result(10)
-        time.sleep(0.5)  # watched: still running while its tab is open
-        assert rig.status(watched) == "running"
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # a script that polls its job over REST
+            rig.engine.watched(polled)
+            time.sleep(0.1)
+        assert rig.status(watched) == "running"  # its tab is open
+        assert rig.status(polled) == "running"
+        # made by a script (REST) that never looked again: paused like a closed page's
+        assert rig.status(scripted) == "paused"
         for job_id in (watched, budgeted):
             rig.engine.unsubscribe(job_id, subscriber="tab").result(10)
         rig.wait(lambda: rig.status(watched) == "paused")
+        rig.wait(lambda: rig.status(polled) == "paused")  # it stopped polling
         assert rig.store.get_job(watched)["stop_reason"] == (
             "paused: nobody was watching it (the page was closed); press play to go on")
-        # never subscribed (a script), or with an epoch budget: trains on
-        assert rig.status(scripted) == "running"
+        # with an epoch budget: trains on
         assert rig.status(budgeted) in ("running", "completed")
         rig.engine.control(watched, "resume").result(10)
         assert rig.status(watched) == "running"

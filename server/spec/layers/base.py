@@ -116,7 +116,8 @@ class LayerSpec(BaseModel):
     """Base of every layer type. Subclasses set `type: Literal["name"]` and override
     `output_shape`, `param_count` and `build`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict like the job spec (server.spec.job): `true` is not 1, "3" is not 3, no NaN.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     family: ClassVar[str] = "core"
 

@@ -7,6 +7,7 @@
  * and says so, and sends acks, controls and live settings.
  */
 
+import { t } from "./i18n/index.js";
 import * as wire from "./wire.js";
 
 export class ApiError extends Error {
@@ -20,8 +21,8 @@ export class ApiError extends Error {
   static sentence(status, detail) {
     if (typeof detail === "string") return detail;
     if (Array.isArray(detail)) return detail.map((d) => d.msg || JSON.stringify(d)).join("; ");
-    if (status === 0) return "The server cannot be reached; is it running?";
-    return `The server answered ${status}`;
+    if (status === 0) return t("connection.unreachable");
+    return t("api.answered", { status });
   }
 
   /** The entries of a 422 detail list ({loc, msg}); [] for other errors. */
@@ -73,7 +74,16 @@ export const api = {
   getJob: (id, token) => request("GET", `/api/jobs/${id}`, { token }),
   /** `keepalive` lets the request finish while the page is being closed. */
   deleteJob: (id, token, { keepalive = false } = {}) => request("DELETE", `/api/jobs/${id}`, { token, keepalive }),
-  control: (id, action, token) => request("POST", `/api/jobs/${id}/control`, { body: { action }, token }),
+  /** `unit` ("epoch" or "batch") says how far a step goes; other actions take none. */
+  control: (id, action, token, unit) => request("POST", `/api/jobs/${id}/control`, {
+    body: unit ? { action, unit } : { action }, token,
+  }),
+  /** The caller's jobs: in class mode a student's (their cookie), on an open server every job. */
+  listJobs: (token) => request("GET", "/api/jobs", { token }),
+  /** Who the caller is and the mode: {mode, role, name, limits}. */
+  classInfo: () => request("GET", "/api/class"),
+  /** A student signs out of the class (the server clears their cookie). */
+  leaveClass: () => request("POST", "/api/class/leave", { body: {} }),
   patch: (id, body, token) => request("PATCH", `/api/jobs/${id}`, { body, token }),
   /** A TF Playground link (or its hash) as a job spec: {spec, unmapped, ignored, notes}. */
   importTfPlayground: (url) => request("POST", "/api/import/tfplayground", { body: { url } }),
@@ -81,7 +91,30 @@ export const api = {
   compare: (ids, token) => request("GET", "/api/compare", { query: { ids: ids.join(",") }, token }),
   exportModel,
   firstSnapshot,
+  uploadDataset,
+  /** Delete an upload (its owner, or the teacher). */
+  deleteDataset: (name, token) => request("DELETE", `/api/datasets/${encodeURIComponent(name)}`, { token }),
 };
+
+/** POST /api/datasets: a CSV as multipart (file, target, optional task and name); the new entry. */
+async function uploadDataset({ file, target, task, name }, token) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  form.append("target", target);
+  if (task) form.append("task", task);
+  if (name) form.append("name", name);
+  let response;
+  try {
+    response = await fetch("/api/datasets", { method: "POST", body: form, headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  } catch {
+    throw new ApiError(0, null);
+  }
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!response.ok) throw new ApiError(response.status, data && typeof data === "object" ? data.detail : data);
+  return data;
+}
 
 /**
  * The trained model of a job as a file: {blob, filename} (the name from Content-Disposition).

@@ -3,6 +3,8 @@
  * with their token as an HttpOnly cookie, and the playground at / then works under it.
  */
 
+import { t } from "./i18n/index.js";
+
 const form = document.getElementById("join-form");
 const error = document.getElementById("join-error");
 
@@ -12,7 +14,7 @@ async function detail(response) {
     if (typeof body.detail === "string") return body.detail;
     if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
   } catch { /* not JSON */ }
-  return `The server answered ${response.status}`;
+  return t("api.answered", { status: response.status });
 }
 
 async function start() {
@@ -30,7 +32,7 @@ form.addEventListener("submit", async (event) => {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
   } catch {
-    error.textContent = "The server cannot be reached; is it running?";
+    error.textContent = t("connection.unreachable");
     return;
   }
   if (!response.ok) {

@@ -6,7 +6,9 @@
  */
 
 import { api, ApiError, JobStream } from "./api.js";
+import { language, t, translatePage } from "./i18n/index.js";
 import { propOf, Store } from "./store.js";
+import { checkValue } from "./validate.js";
 import { LineChart } from "./views/charts.js";
 import { ConfusionView } from "./views/confusion.js";
 import { DatasetsView, renderParamsForm } from "./views/datasets.js";
@@ -17,7 +19,10 @@ import { LayersView, newLayer } from "./views/layers.js";
 import { drawsNeurons, NetworkView } from "./views/network.js";
 import { OutputView } from "./views/output.js";
 import { CompareView, RunsView } from "./views/runs.js";
+import { restore, saveRuns } from "./saved_runs.js";
+import { starterChanges } from "./starters.js";
 import { SequencesView } from "./views/sequences.js";
+import { UploadView } from "./views/upload.js";
 
 const $ = (id) => document.getElementById(id);
 const store = new Store();
@@ -80,6 +85,10 @@ function showApiError(err, fallback = "play") {
       layerErrors.push([rel[2], d.msg]);
     } else if (rel[0] === "dataset" && rel[1] === "params" && rel[2]) {
       showError(`params.${rel[2]}`, d.msg);
+    } else if (rel[0] === "query" && typeof rel[1] === "string") {
+      // A preview's query holds the set's params and its seed: the same slots as the spec's,
+      // so the model check and the preview show one message, not two.
+      showError(rel[1] === "seed" ? "data_seed" : `params.${rel[1]}`, d.msg);
     } else {
       const prop = Store.propForLoc(d.loc);
       if (prop && errorSlot(prop.key)) showError(prop.key, d.msg);
@@ -92,12 +101,33 @@ function showApiError(err, fallback = "play") {
   if (rest.length) showError(fallback, rest.join("; "));
 }
 
+/** A reason as a sentence: its own end mark kept ("...running?"), else a full stop added. */
+const sentence = (text) => (/[.?!\u2026\u3002\uff1f\uff01]$/.test(text) ? text : `${text}.`);
+
 function setConnection(state, reason) {
   const el = $("connection");
-  if (state === "open") { el.hidden = true; el.textContent = ""; return; }
+  if (state === "open") { el.hidden = true; el.textContent = ""; clearTimeout(page.healthTimer); page.healthTimer = null; return; }
   el.hidden = false;
   el.className = `connection ${state}`;
-  el.textContent = state === "lost" ? `${reason || "Connection to the server lost"}. Reconnecting\u2026` : reason || "";
+  el.textContent = state === "lost" ? t("connection.reconnecting", { reason: sentence(reason || t("connection.lost")) }) : reason || "";
+  if (state === "lost" && !page.healthTimer) watchHealth();
+}
+
+/** While the server is away, ask it every 2 s; when it answers, clear the banner and check again. */
+function watchHealth() {
+  page.healthTimer = setTimeout(async () => {
+    try {
+      await api.health();
+    } catch {
+      watchHealth();
+      return;
+    }
+    page.healthTimer = null;
+    if (!page.ready) return; // start() is retrying the catalogue itself
+    if (!page.job?.stream || page.job.stream.socket?.readyState === WebSocket.OPEN) setConnection("open");
+    scheduleCheck();
+    if (!page.job) refreshPreview();
+  }, 2000);
 }
 
 // ---- views ----------------------------------------------------------------------------------------
@@ -122,7 +152,7 @@ const confusionView = new ConfusionView($("confusion-view"));
 const histogramView = new HistogramView($("histogram-view"));
 const imagesView = new ImagesView($("images-view"));
 const sequencesView = new SequencesView($("sequences-view"));
-const runsView = new RunsView($("runs"), { onCompare: compareRuns });
+const runsView = new RunsView($("runs"), { onCompare: compareRuns, onOpen: (id) => openRun(id), onDelete: (id) => deleteRun(id) });
 const compareView = new CompareView($("compare-view"));
 let lossChart;
 let metricChart;
@@ -131,7 +161,8 @@ let lrChart;
 function entry() { return page.datasets.get(store.get("dataset")); }
 function kind() { return entry()?.kind || "points2d"; }
 
-/** A starter network for a kind of data, from layer types the catalogue has. */
+/** A starter network for a kind of data, from layer types the catalogue has: the fallback for
+ * a server whose catalogue has no `starter` per data set (starters.js reads those). */
 function starterLayers(e) {
   const make = (type, fields) => (page.schemas.has(type) ? newLayer(type, page.schemas.get(type), fields) : null);
   let layers;
@@ -177,7 +208,6 @@ function renderControls() {
   $("momentum-field").hidden = !settings.includes("momentum");
   $("init-std-field").hidden = store.get("init") !== "normal";
   $("batch_size_value").textContent = String(store.get("batch_size"));
-  $("data_seed_value").textContent = String(store.get("data_seed"));
   $("regularization_rate").disabled = store.get("regularization") === "none";
 }
 
@@ -192,6 +222,8 @@ function renderData() {
     store.set({ params: { ...store.get("params"), [name]: value } });
   });
   renderFeatures();
+  // The caller's own upload (or any, for the teacher and on an open server) can be deleted.
+  $("delete-upload").hidden = !(e?.uploaded && e.deletable !== false);
   const points = kind() === "points2d";
   $("output-figure").hidden = !points;
   $("output-options").hidden = !points;
@@ -239,7 +271,8 @@ function outputUnits() {
 function renderNetwork() {
   const layers = store.get("layers");
   const e = entry();
-  layersView.render(layers, e?.input_shape);
+  // 2-D points: one input per active feature (x1, x2, x1^2, ...), not the data set's two axes.
+  layersView.render(layers, e?.kind === "points2d" ? [store.get("features").length] : e?.input_shape);
   const hidden = layers.length;
   $("layer-count").textContent = `${hidden} hidden layer${hidden === 1 ? "" : "s"}`;
   const neurons = drawsNeurons(kind(), layers);
@@ -318,6 +351,26 @@ function setStatus(status, epoch) {
   updateDownload();
   const e = page.job?.epoch ?? 0;
   $("epoch").textContent = String(e).padStart(6, "0").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  renderBatchCounter();
+}
+
+/** Batches of an epoch: the training points over the batch size, else the first epochs' steps. */
+function batchesPerEpoch(job) {
+  const n = job.trainCount;
+  const b = job.batchSize;
+  return n && b ? Math.ceil(n / b) : job.stepsPerEpoch || null;
+}
+
+/** "step 37 · batch 12 of 25": shown while an epoch is under way (after a step of one batch). */
+function renderBatchCounter() {
+  const el = $("batch-counter");
+  const job = page.job;
+  const per = job && batchesPerEpoch(job);
+  const step = job?.step;
+  if (!job || !Number.isInteger(step) || !per) { el.hidden = true; el.textContent = ""; return; }
+  const within = step - (job.epochEndStep ?? (job.epoch ?? 0) * per);
+  el.hidden = !(within > 0 && within < per);
+  el.textContent = el.hidden ? "" : t("step.counter", { step, batch: within, batches: per });
 }
 
 async function createJob(start) {
@@ -356,7 +409,7 @@ function connect(job) {
       if (job !== page.job) return;
       if (state === "closed") {
         // The job is gone (deleted, or lost with the server's data): the next play starts anew.
-        setConnection("closed", `${reason}. Press play to start a new job.`);
+        setConnection("closed", t("connection.job_gone", { reason }));
         job.stream = null;
         page.job = null;
         dropRun(job.id);
@@ -397,6 +450,7 @@ async function pause() {
   if (page.job && (page.job.status === "running" || page.job.status === "queued")) await control("pause");
 }
 
+/** Step: one epoch (as TF Playground), or one mini-batch when "one batch" is ticked. */
 async function step() {
   page.wantPlay = false;
   if (page.job && page.job.status === "running") await control("pause");
@@ -405,18 +459,24 @@ async function step() {
     const job = await createJob(false);
     if (!job) return;
   }
-  await control("step");
+  await control("step", $("step-batch").checked ? "batch" : "epoch");
 }
 
-async function control(action) {
+async function control(action, unit) {
   const job = page.job;
   if (!job) return;
   clearErrors(["play"]);
+  if (action === "stop") job.stopRequested = true;
   // Over the open stream when there is one (its `status` message follows); else over REST.
-  if (job.stream?.control(action)) return;
+  // A step names its unit, which only the REST control takes; the stream still brings the
+  // metrics, the snapshot and the status that follow it.
+  if (!unit && job.stream?.control(action)) return;
   try {
-    const result = await api.control(job.id, action, job.token);
-    if (job === page.job && result?.status) setStatus(result.status, result.epoch ?? result.progress?.epoch);
+    const result = await api.control(job.id, action, job.token, unit);
+    if (job === page.job && result?.status) {
+      if (Number.isInteger(result.step)) job.step = result.step;
+      setStatus(result.status, result.epoch ?? result.progress?.epoch);
+    }
   } catch (err) {
     showApiError(err, "play");
   }
@@ -430,6 +490,7 @@ function togglePlay() {
 async function resetJob() {
   const job = page.job;
   page.job = null;
+  $("run-notice").hidden = true;
   page.wantPlay = false;
   if (job) {
     job.stream?.close();
@@ -442,6 +503,7 @@ async function resetJob() {
   frameStats.reset();
   setStatus();
   showPreviewInOutput();
+  renderRuns();
 }
 
 async function patchJob(keys) {
@@ -452,6 +514,7 @@ async function patchJob(keys) {
   clearErrors(keys);
   try {
     await api.patch(job.id, patch, job.token);
+    if (keys.includes("batch_size")) job.batchSize = store.get("batch_size");
     const run = runOf(job.id);
     if (run && keys.includes("learning_rate")) { run.learning_rate = store.get("learning_rate"); run.label = runLabel(run); renderRuns(); }
   } catch (err) {
@@ -489,8 +552,14 @@ function earlyStopText(job) {
 
 function onHello(msg) {
   clearCharts();
-  onMetrics(msg.metrics || []);
   const data = msg.data || {};
+  if (page.job) {
+    page.job.batchSize = msg.spec?.training?.batch_size ?? null;
+    page.job.trainCount = Array.isArray(data.points_train) ? data.points_train.length : null;
+    page.job.step = msg.status?.step ?? page.job.step;
+    page.job.epochEndStep = 0;
+  }
+  onMetrics(msg.metrics || []);
   if (msg.kind === "points2d") {
     const oneInput = entry()?.input_shape?.length === 1 && entry().input_shape[0] === 1;
     outputView.setData(data, { task: msg.task, numClasses: msg.num_classes, curve: oneInput && msg.task === "regression" });
@@ -510,13 +579,31 @@ function onHello(msg) {
 
 function onStatus(msg) {
   if (page.job && msg.status) page.job.stopReason = msg.stop_reason || null;
+  if (page.job && Number.isInteger(msg.step)) page.job.step = msg.step;
   setStatus(msg.status, msg.epoch);
+  showStopNotice(msg);
   if (msg.status === "failed") {
     showError("play", msg.error || "The job failed.");
     page.wantPlay = false;
   } else if (msg.status === "completed" || msg.status === "stopped") {
     page.wantPlay = false;
   }
+}
+
+/**
+ * Tell a student when their run was stopped by someone else: the teacher ("stopped by
+ * request" that this page did not send) or the class's idle rule (its own stop_reason).
+ */
+function showStopNotice(msg) {
+  const el = $("run-notice");
+  const job = page.job;
+  if (!job || msg.status !== "stopped" || job.stopRequested || !page.classMode) {
+    if (msg.status && msg.status !== "stopped") { el.hidden = true; el.textContent = ""; }
+    return;
+  }
+  const reason = (msg.stop_reason || "").replace(/^stopped:\s*/, "");
+  el.textContent = reason === "stopped by request" || !reason ? t("class.stopped_by_teacher") : t("class.stopped_because", { reason });
+  el.hidden = false;
 }
 
 function clearCharts() {
@@ -549,6 +636,10 @@ function onMetrics(points) {
   $("hint").hidden = true;
   const last = points[points.length - 1];
   if (page.job && last.best_epoch) page.job.bestEpoch = last.best_epoch;
+  if (page.job && last.epoch > 0 && last.step > 0) {
+    page.job.stepsPerEpoch ??= Math.round(last.step / last.epoch);
+    page.job.epochEndStep = last.step; // the step count when the last finished epoch ended
+  }
   const run = page.job && runOf(page.job.id);
   if (run) {
     run.test_loss = last.test_loss ?? run.test_loss;
@@ -585,6 +676,7 @@ function onSnapshot(frame) {
       if (frame.arrays.confusion) confusionView.draw(frame.arrays.confusion);
       histogramView.draw(frame);
     }
+    if (Number.isInteger(frame.header.step) && page.job) page.job.step = frame.header.step;
     if (frame.header.epoch !== undefined) setStatus(undefined, frame.header.epoch);
   } catch (err) {
     console.error(err);
@@ -644,13 +736,20 @@ async function refreshPreview() {
   }
 }
 
+/** Switch to a data set with its starter setup (the catalogue's `starter`), or, from a server
+ * that sends none, a small network for its kind. */
 function pickDataset(name) {
   const next = page.datasets.get(name);
   const prev = entry();
   const changes = { dataset: name, params: {}, problem: next.task };
   changes.features = next.kind === "points2d" ? next.default_features || ["x1", "x2"] : propOf("features").def;
-  const sameShape = prev && prev.kind === next.kind && Boolean(prev.input_tokens) === Boolean(next.input_tokens);
-  if (!sameShape) changes.layers = starterLayers(next);
+  const starter = starterChanges(next, page.schemas);
+  if (starter) {
+    Object.assign(changes, starter);
+  } else {
+    const sameShape = prev && prev.kind === next.kind && Boolean(prev.input_tokens) === Boolean(next.input_tokens);
+    if (!sameShape) changes.layers = starterLayers(next);
+  }
   store.set(changes);
 }
 
@@ -693,11 +792,13 @@ function bindControls() {
   for (const el of document.querySelectorAll("[data-prop]")) {
     const key = el.dataset.prop;
     const prop = propOf(key);
+    // A number box with text that is not a number reads "" (validity.badInput): NaN, not 0.
     const read = () => {
       if (el.type === "checkbox") return el.checked;
-      if (prop.kind === "int?") return el.value === "" ? null : Math.round(Number(el.value));
-      if (prop.kind === "int") return Math.round(Number(el.value));
-      if (prop.kind === "number") return Number(el.value);
+      const text = el.value.trim();
+      if (el.validity?.badInput) return NaN;
+      if (prop.kind === "int?") return text === "" ? null : Number(text);
+      if (prop.kind === "int" || prop.kind === "number") return text === "" ? NaN : Number(text);
       return el.value;
     };
     if (el.type === "range") {
@@ -708,13 +809,10 @@ function bindControls() {
     }
     el.addEventListener("change", () => {
       const value = read();
-      if ((prop.kind === "number" || prop.kind === "int") && !Number.isFinite(value)) {
-        showError(key, "Enter a number."); return;
-      }
-      if (key === "learning_rate" && !(value > 0)) { showError(key, "The learning rate must be above 0."); return; }
-      if (key === "momentum" && !(value >= 0 && value < 1)) { showError(key, "The momentum must be at least 0 and below 1."); return; }
-      if (key === "init_std" && !(value > 0 && value <= 10)) { showError(key, "The std must be above 0 and at most 10."); return; }
-      if (key === "early_stopping" && value !== null && !(value >= 1)) { showError(key, "The patience is at least 1 epoch; leave it empty for off."); return; }
+      // Checked against the catalogue's limits before it reaches the store (and the share link).
+      const problem = checkValue(c, key, value);
+      if (problem) { showError(key, problem); return; }
+      if (key === "early_stopping" && value !== null && !(value >= 1)) { showError(key, t("validate.patience")); return; }
       clearErrors([key]);
       if (key === "activation") {
         const layers = store.get("layers").map((l) => (page.schemas.get(l.type)?.properties?.activation ? { ...l, activation: value } : l));
@@ -739,9 +837,15 @@ function bindControls() {
   }
 
   $("play").addEventListener("click", togglePlay);
+  $("delete-upload").addEventListener("click", deleteUpload);
   $("step").addEventListener("click", step);
-  $("reset").addEventListener("click", () => resetJob());
-  $("regenerate").addEventListener("click", () => store.set({ data_seed: store.get("data_seed") + 1 }));
+  // Reset draws new initial weights (a new training seed), regenerate a new sample of the data;
+  // both seeds show on the page, can be typed, and are in the share link.
+  $("reset").addEventListener("click", () => {
+    resetJob();
+    store.set({ seed: newSeed(store.get("seed")) });
+  });
+  $("regenerate").addEventListener("click", () => store.set({ data_seed: newSeed(store.get("data_seed")) }));
   $("add-layer").addEventListener("click", () => {
     const layers = store.get("layers");
     const max = c.limits?.max_layers ?? 64;
@@ -792,19 +896,18 @@ function bindControls() {
     e.preventDefault();
     togglePlay();
   });
+  // A link opened in this tab means its whole setup: the keys it omits take their defaults.
   window.addEventListener("hashchange", () => {
-    const changes = Store.parseHash(location.hash);
-    if (Object.keys(changes).length) store.set(changes);
+    const state = stateFromLink(location.hash);
+    if (state.lang !== store.get("lang")) { location.reload(); return; }
+    store.set(state);
   });
   // A hidden tab needs no pictures: snapshots stop until it is visible again (curves go on).
   document.addEventListener("visibilitychange", () => {
     page.job?.stream?.subscribe({ snapshots: !document.hidden });
   });
-  // A job trains until paused: when the student closes the tab, it goes too, with the earlier
-  // runs (only this tab holds their token, so no one could open them again).
-  window.addEventListener("pagehide", () => {
-    for (const run of page.runs) api.deleteJob(run.id, run.token, { keepalive: true }).catch(() => {});
-  });
+  // Closing or reloading the tab keeps every run on the server (saved_runs.js finds them again);
+  // a job nobody watches pauses on its own. Deleting a run is the runs list's delete button.
   $("download").addEventListener("click", downloadModel);
   $("export-format").addEventListener("change", updateDownload);
   $("import-open").addEventListener("click", () => {
@@ -818,6 +921,30 @@ function bindControls() {
   $("compare-dialog").addEventListener("close", () => compareView.destroy());
   const dialog = $("neuron-zoom");
   dialog.addEventListener("close", () => page.onZoomClose?.());
+}
+
+/** A random seed in the spec's range (0 .. 2^31 - 1), never the one in use. */
+function newSeed(old) {
+  const buf = new Uint32Array(1);
+  for (;;) {
+    crypto.getRandomValues(buf);
+    const seed = buf[0] % 2147483648;
+    if (seed !== old) return seed;
+  }
+}
+
+/**
+ * The state a share link describes, made fit for this server: omitted keys take their defaults
+ * (Store.stateFromHash), a data set the server lacks falls back to the default, and the problem
+ * type follows the data set unless the link names it.
+ */
+function stateFromLink(hash) {
+  const { state, named } = Store.stateFromHash(hash);
+  if (!page.datasets.has(state.dataset)) state.dataset = propOf("dataset").def;
+  const e = page.datasets.get(state.dataset);
+  if (e && !named.problem) state.problem = e.task;
+  if (!named.lang) state.lang = store.get("lang");
+  return state;
 }
 
 /** Apply a loaded job spec: the fields the table knows, with the page-only ones derived. */
@@ -849,6 +976,7 @@ function addRun(job, spec) {
   const run = {
     id: job.id, token: job.token, status: job.status, epoch: 0, test_loss: null, test_accuracy: null,
     dataset: spec.dataset.name, layers: spec.model.layers, learning_rate: spec.training.optimizer.learning_rate,
+    seed: spec.training.seed, spec,
   };
   run.label = runLabel(run);
   page.runs.push(run);
@@ -884,6 +1012,87 @@ function keepRun(job) {
 
 function renderRuns() {
   runsView.render(page.runs.map((r) => ({ ...r, current: r.id === page.job?.id })));
+  saveRuns(page.runs, page.job?.id, { classMode: page.classMode });
+}
+
+/** Show a run again: its setup becomes the page's and its stream is opened (curves, picture). */
+async function openRun(id) {
+  const run = runOf(id);
+  if (!run || run.id === page.job?.id) return;
+  clearErrors(["runs"]);
+  let spec = run.spec;
+  if (!spec) {
+    try { spec = (await api.getJob(run.id, run.token)).spec; } catch (err) { showApiError(err, "runs"); return; }
+  }
+  if (page.job) resetJob();
+  try {
+    loadSpec(spec);
+  } catch (err) {
+    showError("runs", err.message);
+    return;
+  }
+  attach(run, spec);
+}
+
+/** Follow `run` as the page's job (after a reload, or when a run is opened from the list). */
+function attach(run, spec) {
+  page.job = { id: run.id, token: run.token, status: run.status, epoch: run.epoch ?? 0, stream: null };
+  window.__playground.job = page.job;
+  if (run.token) page.token = run.token;
+  setLossChart((spec?.dataset?.validation_fraction ?? 0) > 0);
+  clearCharts();
+  connect(page.job);
+  setStatus(run.status, run.epoch ?? 0);
+  renderRuns();
+}
+
+/** The runs list's delete button: asks first, then deletes the job on the server. */
+async function deleteRun(id) {
+  const run = runOf(id);
+  if (!run) return;
+  if (!window.confirm(t("runs.delete_confirm", { label: run.label }))) return;
+  clearErrors(["runs"]);
+  try {
+    await api.deleteJob(run.id, run.token);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) { showApiError(err, "runs"); return; }
+  }
+  if (page.job?.id === id) {
+    const job = page.job;
+    job.stream?.close();
+    page.job = null;
+    page.wantPlay = false;
+    clearCharts();
+    outputView.reset();
+    setStatus();
+    showPreviewInOutput();
+  }
+  dropRun(id);
+}
+
+/** The runs this browser had before the reload (class mode: the student's jobs), and the current one. */
+async function restoreRuns() {
+  let restored;
+  try {
+    restored = await restore({ classMode: page.classMode });
+  } catch (err) {
+    console.warn("The earlier runs could not be listed:", err);
+    return;
+  }
+  page.runs = restored.runs.slice(-MAX_RUNS).map((r) => ({ ...r, label: r.label || runLabel(r) }));
+  const owned = page.runs.filter((r) => r.token);
+  if (owned.length) page.token = owned[owned.length - 1].token;
+  const current = runOf(restored.currentId);
+  if (current?.spec) {
+    try {
+      loadSpec(current.spec);
+      attach(current, current.spec);
+      return;
+    } catch (err) {
+      console.warn("The current run could not be shown again:", err);
+    }
+  }
+  renderRuns();
 }
 
 async function compareRuns(ids) {
@@ -953,26 +1162,89 @@ async function downloadModel() {
 async function importLink() {
   const text = $("import-url").value.trim();
   clearErrors(["import"]);
-  if (!text) { showError("import", "Paste a TensorFlow Playground link first."); return; }
+  if (!text) { showError("import", t("import.paste_first")); return; }
   try {
+    // The server refuses a text that is not a TF Playground link (422): nothing changes then.
     const result = await api.importTfPlayground(text);
+    const toggles = pageToggles(result.ignored);
     loadSpec(result.spec);
-    renderImportReport($("import-report-body"), result);
+    store.set(toggles);
+    renderImportReport($("import-report-body"), result, toggles);
     $("import-report").hidden = false;
     $("import-form").hidden = true;
     $("import-open").setAttribute("aria-expanded", "false");
   } catch (err) {
-    showError("import", err instanceof ApiError ? err.message : `Could not use this link: ${err.message}`);
+    showError("import", err instanceof ApiError ? err.message : t("import.could_not_use", { message: err.message }));
   }
+}
+
+/** TF Playground's "show test data" and "discretize" become the page's own toggles. */
+const TF_TOGGLES = { showTestData: "show_test", discretize: "discretize" };
+
+function pageToggles(ignored) {
+  const toggles = { show_test: false, discretize: false };
+  for (const item of ignored || []) {
+    const key = TF_TOGGLES[item?.field];
+    if (key) toggles[key] = String(item.value) === "true";
+  }
+  return toggles;
+}
+
+// ---- CSV upload -------------------------------------------------------------------------------------
+
+/** Send a CSV; on success the new set joins the data sets and is picked (with its starter). */
+async function uploadCsv(form) {
+  const created = await api.uploadDataset(form, page.token);
+  page.datasets.set(created.name, created);
+  const problem = $("problem");
+  if (![...problem.options].some((o) => o.value === created.task)) fillSelect(problem, problemOptions());
+  store.set({ problem: created.task });
+  pickDataset(created.name);
+  renderData();
+  return created;
+}
+
+/** Delete the shown upload (asks first); the server refuses (409) while a job trains on it. */
+async function deleteUpload() {
+  const e = entry();
+  if (!e?.uploaded) return;
+  // The server keeps a set while any job uses it: this page's runs on it go first.
+  const runs = page.runs.filter((r) => r.dataset === e.name);
+  if (!window.confirm(t("upload.delete_confirm", { name: e.title || e.name, runs: runs.length }))) return;
+  clearErrors(["dataset"]);
+  if (page.job && runs.some((r) => r.id === page.job.id)) {
+    page.job.stream?.close();
+    page.job = null;
+    page.wantPlay = false;
+    setStatus();
+  }
+  for (const run of runs) {
+    try { await api.deleteJob(run.id, run.token); } catch { /* gone already */ }
+    dropRun(run.id);
+  }
+  try {
+    await api.deleteDataset(e.name, page.token);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) { showApiError(err, "dataset"); return; }
+  }
+  page.datasets.delete(e.name);
+  page.previews.delete(e.name);
+  if (page.job) resetJob();
+  const first = [...page.datasets.values()].find((d) => d.task === e.task) || page.datasets.get(propOf("dataset").def);
+  fillSelect($("problem"), problemOptions());
+  store.set({ problem: first.task });
+  pickDataset(first.name);
+  renderData();
 }
 
 // ---- start ---------------------------------------------------------------------------------------
 
 async function start() {
+  translatePage();
   try {
     page.catalog = await api.catalog();
   } catch (err) {
-    setConnection("lost", `The page could not load the catalogue: ${err.message}`);
+    setConnection("lost", t("connection.catalogue", { message: err.message }));
     setTimeout(start, 2000);
     return;
   }
@@ -1002,6 +1274,7 @@ async function start() {
     },
   });
   datasetsView = new DatasetsView($("datasets"), { onPick: pickDataset });
+  new UploadView($("upload"), { onUpload: uploadCsv, maxBytes: page.catalog.limits?.max_upload_bytes });
   setLossChart(false);
   metricChart = {
     chart: null,
@@ -1019,11 +1292,13 @@ async function start() {
   page.charts.metric = metricChart;
   page.charts.learning_rate = lrChart;
   bindControls();
-  const fromHash = Store.parseHash(location.hash);
-  if (fromHash.dataset && !page.datasets.has(fromHash.dataset)) delete fromHash.dataset;
-  store.set(fromHash);
-  if (!fromHash.problem && entry()) store.set({ problem: entry().task });
+  // ?lang=zh goes into the share link, so that whoever opens it reads the same language.
+  if (new URLSearchParams(location.search).get("lang")) store.set({ lang: language() });
+  store.set(stateFromLink(location.hash));
+  await showWhoAmI();
+  await restoreRuns();
   store.subscribe(onChange);
+  history.replaceState(null, "", `${location.pathname}${location.search}#${store.toHash()}`);
   renderControls();
   renderData();
   renderNetwork();
@@ -1041,7 +1316,30 @@ async function start() {
     }).catch(() => { if (retries) setTimeout(() => load(retries - 1), 1500); });
     load(2);
   }
+  page.ready = true;
   document.body.classList.add("ready");
+}
+
+/** Class mode: who the student is joined as, and a sign-out (the runs stay with the class). */
+async function showWhoAmI() {
+  let info = null;
+  try { info = await api.classInfo(); } catch { /* an older server: open mode */ }
+  page.classMode = info?.mode === "class";
+  const box = $("who");
+  if (!page.classMode || !info.name) { box.hidden = true; return; }
+  $("who-name").textContent = t("class.joined_as", { name: info.name });
+  box.hidden = false;
+  $("sign-out").onclick = async () => {
+    if (!window.confirm(t("class.sign_out_confirm"))) return;
+    try {
+      await api.leaveClass();
+    } catch (err) {
+      showError("who", err.message);
+      return;
+    }
+    page.job?.stream?.close();
+    location.assign("/join");
+  };
 }
 
 start();

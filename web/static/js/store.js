@@ -13,7 +13,8 @@
  */
 
 export const PROPS = [
-  { key: "dataset", kind: "string", def: "spiral", path: ["dataset", "name"], effect: "reset" },
+  // The default setup is TF Playground's first page: circle, x1 and x2, 4-2 tanh, SGD 0.03, batch 10.
+  { key: "dataset", kind: "string", def: "circle", path: ["dataset", "name"], effect: "reset" },
   { key: "params", kind: "json", def: {}, path: ["dataset", "params"], effect: "reset" },
   { key: "features", kind: "list", def: ["x1", "x2"], path: ["dataset", "features"], effect: "reset" },
   { key: "train_fraction", kind: "number", def: 0.5, path: ["dataset", "train_fraction"], effect: "reset" },
@@ -42,6 +43,8 @@ export const PROPS = [
   { key: "problem", kind: "string", def: "classification", path: null, effect: "view" },
   { key: "show_test", kind: "bool", def: false, path: null, effect: "view" },
   { key: "discretize", kind: "bool", def: false, path: null, effect: "view" },
+  // The page's language when the link names one ("" : the browser's); i18n/index.js reads it.
+  { key: "lang", kind: "string", def: "", path: null, effect: "view" },
 ];
 
 const BY_KEY = new Map(PROPS.map((p) => [p.key, p]));
@@ -130,6 +133,24 @@ export class Store {
       parts.push(`${prop.key}=${encodeURIComponent(formatValue(prop, value))}`);
     }
     return parts.join("&");
+  }
+
+  /**
+   * The whole state a share link describes: the keys it names, and the defaults for the keys it
+   * omits (a link means the whole setup, not a change to the receiver's). A link that names an
+   * activation but no layers gets the default layers with that activation.
+   */
+  static stateFromHash(hash) {
+    const named = Store.parseHash(hash);
+    const state = Object.fromEntries(PROPS.map((p) => [p.key, clone(p.def)]));
+    Object.assign(state, named);
+    if (named.activation && !named.layers) {
+      state.layers = state.layers.map((l) => ("activation" in l ? { ...l, activation: named.activation } : l));
+    } else if (named.layers && !named.activation && Array.isArray(named.layers)) {
+      const act = named.layers.find((l) => l && typeof l.activation === "string")?.activation;
+      if (act) state.activation = act;
+    }
+    return { state, named };
   }
 
   /** Fields read from a hash (unknown keys ignored); returns the changes to apply. */

@@ -10,6 +10,7 @@
  * The URLs live in `server` below and nowhere else in this file.
  */
 
+import { t } from "./i18n/index.js";
 import { decodeFrame, dequantize } from "./wire.js";
 
 const POLL_MS = 2000;
@@ -51,6 +52,8 @@ const server = {
   classJobs: () => call("GET", "/api/class/jobs"),
   allJobs: () => call("GET", "/api/jobs"),
   control: (id, action) => call("POST", `/api/jobs/${encodeURIComponent(id)}/control`, { action }),
+  students: () => call("GET", "/api/class/students"),
+  removeStudent: (id) => call("DELETE", `/api/class/students/${encodeURIComponent(id)}`),
   streamUrl: (id) => `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}` +
     `/api/jobs/${encodeURIComponent(id)}/stream`,
 };
@@ -350,9 +353,50 @@ function render(jobs) {
     if (!seen.has(id)) { card.remove(); cards.delete(id); }
   }
   const students = new Set(jobs.map((j) => j.student).filter(Boolean));
-  $("summary").textContent = `${jobs.length} jobs, ${active} running or queued, ` +
-    `${students.size} students`;
+  $("summary").textContent = t("teacher.summary", {
+    jobs: t("teacher.jobs", { n: jobs.length }), active, students: t("class.students", { n: students.size }) });
   $("empty").hidden = jobs.length > 0;
+}
+
+// -- the students (issue 12: the teacher sees and removes a student) ---------------------------
+
+function renderStudents(students) {
+  $("students-title").textContent = `${t("teacher.students.title")} (${students.length})`;
+  $("students-empty").textContent = t("teacher.students.none");
+  $("students-empty").hidden = students.length > 0;
+  $("students").replaceChildren(...students.map((s) => {
+    const li = document.createElement("li");
+    li.dataset.studentId = s.id;
+    const name = document.createElement("strong");
+    name.className = "name";
+    name.textContent = s.name;
+    const detail = document.createElement("span");
+    detail.className = "detail";
+    detail.textContent = [
+      t("teacher.students.jobs", { jobs: t("teacher.jobs", { n: s.jobs }), active: s.active_jobs }),
+      s.address || t("teacher.students.unknown_address"),
+      s.state === "left" ? t("teacher.students.left") : null,
+    ].filter(Boolean).join(" · ");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = t("teacher.students.remove");
+    remove.addEventListener("click", () => removeStudent(s));
+    li.append(name, " ", detail, " ", remove);
+    return li;
+  }));
+}
+
+async function removeStudent(student) {
+  if (!confirm(t("teacher.students.remove_confirm", {
+    name: student.name, jobs: t("teacher.jobs", { n: student.jobs }) }))) return;
+  try {
+    const answer = await server.removeStudent(student.id);
+    $("students-note").textContent = t("teacher.students.removed", { name: answer.name, n: answer.deleted_jobs });
+  } catch (e) {
+    $("students-note").textContent = e.message;
+  }
+  poll();
 }
 
 async function poll() {
@@ -361,6 +405,7 @@ async function poll() {
     const { jobs } = info.mode === "open" ? await server.allJobs() : await server.classJobs();
     $("class-error").textContent = "";
     render(jobs);
+    if (info.mode !== "open") renderStudents((await server.students()).students);
   } catch (e) {
     if (e.status === 401 || e.status === 403) { showLogin(); return; }
     $("class-error").textContent = e.message || "The server cannot be reached; is it running?";

@@ -7,6 +7,8 @@
  * Never fetches; tells the page through callbacks (onChange(layers), onRemove(i), onInsert(i)).
  */
 
+import { t } from "../i18n/index.js";
+
 /** Resolve a `$ref` (and a nullable anyOf) to the property's own schema and whether null is allowed. */
 export function resolveProperty(prop, root) {
   let nullable = false;
@@ -60,6 +62,17 @@ function defaultOf(s, nullable) {
   return nullable ? null : "";
 }
 
+/** Why a typed number does not fit its schema (minimum, maximum, whole numbers), or null. */
+export function rangeRefusal(field, text, n, s) {
+  if (!Number.isFinite(n)) return t("layers.not_number", { field });
+  if (s.type === "integer" && !Number.isInteger(n)) return t("layers.not_integer", { field, value: text });
+  if (s.maximum !== undefined && n > s.maximum) return t("layers.above_max", { field, value: text, max: s.maximum });
+  if (s.exclusiveMaximum !== undefined && n >= s.exclusiveMaximum) return t("layers.not_below", { field, value: text, max: s.exclusiveMaximum });
+  if (s.minimum !== undefined && n < s.minimum) return t("layers.below_min", { field, value: text, min: s.minimum });
+  if (s.exclusiveMinimum !== undefined && n <= s.exclusiveMinimum) return t("layers.not_above", { field, value: text, min: s.exclusiveMinimum });
+  return null;
+}
+
 const fmtShape = (shape) => (Array.isArray(shape) ? `(${shape.join(", ")})` : String(shape ?? "?"));
 const fmtCount = (n) => (n == null ? "" : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : String(n));
 
@@ -82,20 +95,23 @@ export class LayersView {
     this.root.textContent = "";
     const input = document.createElement("div");
     input.className = "block input-block";
-    input.innerHTML = `<strong>Input</strong> <span class="shape"></span>`;
+    input.innerHTML = `<strong></strong> <span class="shape"></span>`;
+    input.querySelector("strong").textContent = t("layers.input");
     input.querySelector(".shape").textContent = inputShape ? fmtShape(inputShape) : "";
     this.root.append(input);
     this.layers.forEach((layer, i) => this.root.append(this.card(layer, i)));
     const out = document.createElement("div");
     out.className = "block output-block";
-    out.innerHTML = `<strong>Output layer</strong> <span class="muted">added to fit the task</span> <span class="shape"></span> <span class="params"></span>`;
+    out.innerHTML = `<strong></strong> <span class="muted"></span> <span class="shape"></span> <span class="params"></span>`;
+    out.querySelector("strong").textContent = t("layers.output");
+    out.querySelector(".muted").textContent = t("layers.output_note");
     this.root.append(out);
     this.outputBlock = out;
     const insert = document.createElement("button");
     insert.type = "button";
     insert.className = "add-layer-card";
-    insert.textContent = "+ Add layer";
-    insert.setAttribute("aria-label", "Add a layer at the end");
+    insert.textContent = t("layers.add");
+    insert.setAttribute("aria-label", t("layers.add_label"));
     insert.addEventListener("click", () => this.insert(this.layers.length));
     this.root.append(insert);
     if (focused) document.getElementById(focused)?.focus();
@@ -122,7 +138,7 @@ export class LayersView {
     num.textContent = String(i + 1);
     const typeSelect = document.createElement("select");
     typeSelect.id = `layer-${i}-type`;
-    typeSelect.setAttribute("aria-label", `Layer ${i + 1} type`);
+    typeSelect.setAttribute("aria-label", t("layers.type_label", { n: i + 1 }));
     for (const [type, s] of this.schemas) {
       const opt = new Option(s.title && s.title !== type ? `${type}` : type, type);
       opt.title = s.description || "";
@@ -143,15 +159,15 @@ export class LayersView {
     remove.className = "remove";
     remove.textContent = "\u00d7";
     remove.id = `layer-${i}-remove`;
-    remove.setAttribute("aria-label", `Remove layer ${i + 1}`);
-    remove.title = "Remove this layer";
+    remove.setAttribute("aria-label", t("layers.remove_label", { n: i + 1 }));
+    remove.title = t("layers.remove_title");
     remove.addEventListener("click", () => { this.layers.splice(i, 1); this.onChange(this.layers); });
     const insertAfter = document.createElement("button");
     insertAfter.type = "button";
     insertAfter.className = "insert";
     insertAfter.textContent = "+";
-    insertAfter.setAttribute("aria-label", `Insert a layer after layer ${i + 1}`);
-    insertAfter.title = "Insert a layer after this one";
+    insertAfter.setAttribute("aria-label", t("layers.insert_label", { n: i + 1 }));
+    insertAfter.title = t("layers.insert_title");
     insertAfter.addEventListener("click", () => this.insert(i + 1));
     head.append(num, typeSelect, shape, params, insertAfter, remove);
     card.append(head);
@@ -160,11 +176,12 @@ export class LayersView {
     fields.className = "card-fields";
     const more = document.createElement("details");
     more.className = "more";
-    more.innerHTML = "<summary>more</summary>";
+    more.innerHTML = "<summary></summary>";
+    more.firstChild.textContent = t("layers.more");
     if (!schema) {
       const p = document.createElement("p");
       p.className = "error";
-      p.textContent = `The server does not know the layer type '${layer.type}'.`;
+      p.textContent = t("layers.unknown_type", { type: layer.type });
       card.append(p);
     } else {
       // The required fields, choices and counts first; fine-tuning (numbers, switches, nullable
@@ -202,7 +219,7 @@ export class LayersView {
     let input;
     if (s.enum) {
       input = document.createElement("select");
-      if (nullable) input.add(new Option("(default)", ""));
+      if (nullable) input.add(new Option(t("layers.default_option"), ""));
       for (const v of s.enum) input.add(new Option(String(v), String(v)));
       input.value = value === null || value === undefined ? "" : String(value);
       input.addEventListener("change", () => {
@@ -222,19 +239,23 @@ export class LayersView {
       if (s.minimum !== undefined) input.min = String(s.minimum);
       if (s.maximum !== undefined) input.max = String(s.maximum);
       input.value = value === null || value === undefined ? "" : String(value);
-      if (nullable) input.placeholder = "default";
+      if (nullable) input.placeholder = t("layers.default_placeholder");
       input.addEventListener("change", () => {
         if (input.value === "") { commit(nullable ? null : undefined); return; }
         const n = Number(input.value);
+        // Out of the schema's range (units over the server's max_units...): refused here, on
+        // the card, before the network (or its diagram) is built with it.
+        const refusal = rangeRefusal(caption.textContent, input.value, n, s);
+        if (refusal) { this.refuse(i, input, refusal, value); return; }
         commit(s.type === "integer" ? Math.round(n) : n);
       });
     } else if (s.type === "array") {
       input = document.createElement("input");
       input.type = "text";
       input.value = Array.isArray(value) ? value.join(", ") : "";
-      input.placeholder = "e.g. 3, 3";
+      input.placeholder = t("layers.list_placeholder");
       input.addEventListener("change", () => {
-        const parts = input.value.split(",").map((t) => t.trim()).filter(Boolean).map(Number);
+        const parts = input.value.split(",").map((part) => part.trim()).filter(Boolean).map(Number);
         commit(parts.length ? parts : nullable ? null : []);
       });
     } else {
@@ -242,15 +263,24 @@ export class LayersView {
       input.type = "text";
       input.value = value == null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
       input.addEventListener("change", () => {
-        const t = input.value.trim();
-        if (t === "") { commit(nullable ? null : undefined); return; }
-        try { commit(JSON.parse(t)); } catch { commit(t); }
+        const text = input.value.trim();
+        if (text === "") { commit(nullable ? null : undefined); return; }
+        try { commit(JSON.parse(text)); } catch { commit(text); }
       });
     }
     input.id = id;
     input.dataset.field = name;
     wrap.append(caption, input);
     return wrap;
+  }
+
+  /** Keep the layers as they are: `input` shows the kept value again, card `i` says why. */
+  refuse(i, input, message, kept) {
+    const card = this.root.querySelector(`.layer-card[data-index="${i}"]`);
+    input.value = kept === null || kept === undefined ? "" : String(kept);
+    if (!card) return;
+    card.classList.add("has-error");
+    card.querySelector(".layer-error").textContent = message.charAt(0).toUpperCase() + message.slice(1);
   }
 
   /** Show the model check: per-layer output shape and parameters (report.layers, last = output). */
@@ -260,12 +290,12 @@ export class LayersView {
     cards.forEach((card, i) => {
       const row = rows.find((r) => r.index === i) || rows[i];
       card.querySelector(".shape").textContent = row ? `\u2192 ${fmtShape(row.output_shape)}` : "";
-      card.querySelector(".params").textContent = row ? `${fmtCount(row.parameters)} params` : "";
+      card.querySelector(".params").textContent = row ? t("layers.params", { count: fmtCount(row.parameters) }) : "";
     });
     const last = rows.length > cards.length ? rows[rows.length - 1] : null;
     if (this.outputBlock) {
       this.outputBlock.querySelector(".shape").textContent = last ? `\u2192 ${fmtShape(last.output_shape)}` : "";
-      this.outputBlock.querySelector(".params").textContent = last ? `${fmtCount(last.parameters)} params` : "";
+      this.outputBlock.querySelector(".params").textContent = last ? t("layers.params", { count: fmtCount(last.parameters) }) : "";
     }
   }
 
@@ -283,8 +313,11 @@ export class LayersView {
       // The server names the layer ("layer 1 (conv2d) needs ..."); on its own card the name
       // is redundant, and its 0-based index would disagree with the card's number.
       const type = this.layers[index]?.type;
-      const own = new RegExp(`^layer ${index} \\(${type}\\):?\\s*`);
-      const text = message.replace(own, "");
+      // "layer 0 (dense) has units 99999 ..." reads "This layer has units 99999 ..." there.
+      const own = new RegExp(`^layer ${index} \\(${type}\\)(:?)\\s*`);
+      const match = message.match(own);
+      const rest = match ? message.slice(match[0].length) : message;
+      const text = match && !match[1] ? t("layers.this_layer", { rest }) : rest;
       card.querySelector(".layer-error").textContent = text.charAt(0).toUpperCase() + text.slice(1);
     }
     return unplaced;

@@ -4,15 +4,40 @@
  * heatmap over the input plane, every weight is a link whose width is its magnitude and whose
  * colour is its sign. Hover a link or a neuron for its value; click a neuron to enlarge it.
  *
+ * A layer of more than DRAW_ALL_UP_TO neurons is drawn compactly: its first SAMPLE neurons and a
+ * summary block (how many more, the layer's units and parameters), with links only between drawn
+ * neurons, so that any width the server accepts (up to its max_units) keeps the page small and
+ * the frames cheap.
+ *
  * The view owns its DOM and draws what it is given; it never fetches. Callbacks tell the page
  * what the student asked for (toggle a feature, add or remove neurons).
  */
 
+import { t } from "../i18n/index.js";
 import { GridPainter, cssColourOf, lookupTable } from "./heatmap.js";
 
-const NODE = 34;           // px, the drawn size of a neuron
 const LINK_MAX_WIDTH = 8;  // px, for |w| >= LINK_SATURATION
 const LINK_SATURATION = 3;
+export const DRAW_ALL_UP_TO = 16;  // neurons; a wider layer is drawn as a sample and a summary
+export const SAMPLE = 8;           // neurons drawn of a wider layer
+
+/** A unit count as the view uses it: a non-negative integer (anything else draws nothing). */
+function countOf(units) {
+  const n = Math.floor(Number(units));
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+/** How many of `units` neurons are drawn. */
+export function drawnCount(units) {
+  const n = countOf(units);
+  return n > DRAW_ALL_UP_TO ? SAMPLE : n;
+}
+
+/** Parameters of a dense layer of `units` on `fanIn` inputs (weights, plus biases unless off). */
+function denseParameters(fanIn, layer) {
+  const units = countOf(layer.units);
+  return fanIn * units + (layer.bias === false ? 0 : units);
+}
 
 /** Whether this network is drawn as neurons: 2-D point data and only dense layers. */
 export function drawsNeurons(kind, layers) {
@@ -54,13 +79,15 @@ export class NetworkView {
     this.root.append(grid);
 
     // Input features: all offered, the inactive ones dimmed; clicking toggles.
-    const inputs = this.column(grid, "Features", `${active.length} of ${features.length} fed in`);
+    const inputs = this.column(grid, t("network.features"),
+      t("network.features_fed", { active: active.length, total: features.length }));
+    inputs.units = active.length;
     for (const name of features) {
       const on = active.includes(name);
-      const node = this.node(inputs.body, `feature ${name}`, on ? "input" : "input off");
+      const node = this.node(inputs.body, t("network.feature", { name }), on ? "input" : "input off");
       node.el.setAttribute("role", "switch");
       node.el.setAttribute("aria-checked", String(on));
-      node.el.setAttribute("aria-label", `Input feature ${name}: ${on ? "on" : "off"}`);
+      node.el.setAttribute("aria-label", t(on ? "network.feature_on" : "network.feature_off", { name }));
       node.el.addEventListener("click", () => this.callbacks.onToggleFeature?.(name));
       node.el.addEventListener("keydown", (e) => {
         if (e.key === "Enter" || e.key === " ") { e.preventDefault(); e.stopPropagation(); this.callbacks.onToggleFeature?.(name); }
@@ -73,22 +100,36 @@ export class NetworkView {
     }
     this.columns.push(inputs);
 
+    let fanIn = active.length;
     layers.forEach((layer, i) => {
-      const col = this.column(grid, `Layer ${i + 1}`, `${layer.units} neuron${layer.units === 1 ? "" : "s"}`, i);
-      for (let u = 0; u < layer.units; u++) {
-        const node = this.node(col.body, `layer ${i + 1}, neuron ${u + 1}`, "hidden");
-        node.el.addEventListener("click", () => this.zoom(i + 1, u));
-        node.el.addEventListener("keydown", (e) => { if (e.key === "Enter") this.zoom(i + 1, u); });
+      const units = countOf(layer.units);
+      const col = this.column(grid, t("network.layer", { n: i + 1 }), t("network.neurons", { n: units }), i);
+      col.units = units;
+      const drawn = drawnCount(units);
+      for (let u = 0; u < drawn; u++) {
+        const node = this.node(col.body, t("network.neuron", { layer: i + 1, n: u + 1 }), "hidden");
+        const at = col.nodes.length;
+        node.unit = u;
+        node.el.addEventListener("click", () => this.zoom(i + 1, at));
+        node.el.addEventListener("keydown", (e) => { if (e.key === "Enter") this.zoom(i + 1, at); });
         col.nodes.push(node);
       }
+      if (drawn < units) col.body.append(summary(units - drawn, units, denseParameters(fanIn, layer)));
+      fanIn = units;
       this.columns.push(col);
     });
 
-    const out = this.column(grid, "Output", outputs === 1 ? "1 unit" : `${outputs} units`);
-    for (let u = 0; u < outputs; u++) {
-      const node = this.node(out.body, `output ${u + 1}`, "hidden output");
+    const outUnits = countOf(outputs);
+    const out = this.column(grid, t("network.output"), t("network.units", { n: outUnits }));
+    out.units = outUnits;
+    for (let u = 0; u < drawnCount(outUnits); u++) {
+      const node = this.node(out.body, t("network.output_unit", { n: u + 1 }), "hidden output");
+      node.unit = u;
       node.el.addEventListener("click", () => this.zoom(layers.length + 1, u));
       out.nodes.push(node);
+    }
+    if (out.nodes.length < outUnits) {
+      out.body.append(summary(outUnits - out.nodes.length, outUnits, denseParameters(fanIn, { units: outUnits })));
     }
     this.columns.push(out);
 
@@ -104,19 +145,19 @@ export class NetworkView {
     const head = document.createElement("div");
     head.className = "column-head";
     if (layerIndex !== undefined) {
-      const minus = button("\u2212", `Remove a neuron from layer ${layerIndex + 1}`, () => this.callbacks.onUnits?.(layerIndex, -1));
-      const plus = button("+", `Add a neuron to layer ${layerIndex + 1}`, () => this.callbacks.onUnits?.(layerIndex, +1));
+      const minus = button("\u2212", t("network.remove_neuron", { layer: layerIndex + 1 }), () => this.callbacks.onUnits?.(layerIndex, -1));
+      const plus = button("+", t("network.add_neuron", { layer: layerIndex + 1 }), () => this.callbacks.onUnits?.(layerIndex, +1));
       const row = document.createElement("div");
       row.className = "unit-buttons";
       row.append(minus, plus);
       head.append(row);
     }
-    const t = document.createElement("div");
-    t.className = "column-title";
-    t.innerHTML = `<strong></strong><span></span>`;
-    t.firstChild.textContent = title;
-    t.lastChild.textContent = subtitle;
-    head.append(t);
+    const caption = document.createElement("div");
+    caption.className = "column-title";
+    caption.innerHTML = `<strong></strong><span></span>`;
+    caption.firstChild.textContent = title;
+    caption.lastChild.textContent = subtitle;
+    head.append(caption);
     const body = document.createElement("div");
     body.className = "column-body";
     el.append(head, body);
@@ -177,16 +218,19 @@ export class NetworkView {
     if (this.zoomed) this.paintZoom();
   }
 
+  /** Paint the drawn `nodes` of column `c` from its maps (one per unit, drawn or not). */
   paintColumn(nodes, array, c) {
     const [units, h, w] = array.shape;
-    if (units !== nodes.length) {
-      throw new Error(`network view: ${array.meta.name} has ${units} maps but the column has ${nodes.length} neurons`);
+    const expected = c === 0 ? nodes.length : this.columns[c].units;
+    if (units !== expected) {
+      throw new Error(`network view: ${array.meta.name} has ${units} maps but the column has ${expected} neurons`);
     }
     const { min, max } = array.meta;
-    for (let u = 0; u < units; u++) {
-      const lut = lookupTable(min[u], max[u], { out: this.luts[c][u] });
-      nodes[u].painter.draw(array.data, u * h * w, h, w, lut);
-    }
+    nodes.forEach((node, i) => {
+      const u = c === 0 ? i : node.unit;
+      const lut = lookupTable(min[u], max[u], { out: this.luts[c][i] });
+      node.painter.draw(array.data, u * h * w, h, w, lut);
+    });
   }
 
   drawLinks(frame) {
@@ -196,17 +240,21 @@ export class NetworkView {
     this.segments = [];
     const inputs = this.activeInputs();
     for (let c = 1; c < this.columns.length; c++) {
+      // Links join drawn neurons only; a weight is looked up by the units' real indices.
       const from = c === 1 ? inputs : this.columns[c - 1].nodes;
+      const fromUnits = c === 1 ? inputs.length : this.columns[c - 1].units;
       const to = this.columns[c].nodes;
+      const toUnits = this.columns[c].units;
       const weight = frame?.arrays[`layer${c - 1}.weight`];
       const bias = frame?.arrays[`layer${c - 1}.bias`];
-      if (weight && (weight.shape[0] !== to.length || weight.shape[1] !== from.length)) {
-        throw new Error(`network view: layer${c - 1}.weight has shape ${weight.shape} but the diagram has ${to.length}x${from.length} links`);
+      if (weight && (weight.shape[0] !== toUnits || weight.shape[1] !== fromUnits)) {
+        throw new Error(`network view: layer${c - 1}.weight has shape ${weight.shape} but the layer has ${toUnits}x${fromUnits} weights`);
       }
       for (let o = 0; o < to.length; o++) {
-        to[o].bias = bias ? bias.data[o] : null;
+        const row = to[o].unit;
+        to[o].bias = bias ? bias.data[row] : null;
         for (let k = 0; k < from.length; k++) {
-          const w = weight ? weight.data[o * from.length + k] : null;
+          const w = weight ? weight.data[row * fromUnits + (c === 1 ? k : from[k].unit)] : null;
           const [x1, y1] = from[k].right; const [x2, y2] = to[o].left;
           ctx.beginPath();
           ctx.moveTo(x1, y1);
@@ -235,7 +283,8 @@ export class NetworkView {
       if (neuron) {
         const n = this.columns.flatMap((c) => c.nodes).find((m) => m.el === neuron);
         const bias = n?.bias;
-        tip.show(e.clientX, e.clientY, `${neuron.dataset.label}${bias != null ? `, bias ${bias.toFixed(3)}` : ""}`);
+        tip.show(e.clientX, e.clientY, bias != null
+          ? t("network.tip_bias", { label: neuron.dataset.label, bias: bias.toFixed(3) }) : neuron.dataset.label);
         return;
       }
       let best = null; let bestD = 5;
@@ -243,7 +292,10 @@ export class NetworkView {
         const d = curveDistance(s, x, y);
         if (d < bestD) { bestD = d; best = s; }
       }
-      if (best) tip.show(e.clientX, e.clientY, `${best.label}: weight ${best.w === null ? "(press play)" : best.w.toFixed(3)}`);
+      if (best) {
+        tip.show(e.clientX, e.clientY, best.w === null ? t("network.tip_no_weight", { label: best.label })
+          : t("network.tip_weight", { label: best.label, weight: best.w.toFixed(3) }));
+      }
       else tip.hide();
     };
     this.root.onmouseleave = () => tip?.hide();
@@ -274,6 +326,22 @@ export class NetworkView {
     this.columns = [];
     this.linkCanvas = null;
   }
+}
+
+/** The block under a layer's drawn sample: how many neurons are not drawn, units, parameters. */
+function summary(hidden, units, parameters) {
+  const el = document.createElement("div");
+  el.className = "neuron-summary";
+  for (const [cls, text] of [["more", t("network.more", { n: hidden })],
+    ["units", t("network.summary_units", { n: units })],
+    ["params", t("network.summary_parameters", { n: parameters })]]) {
+    const line = document.createElement("span");
+    line.className = cls;
+    line.textContent = text;
+    el.append(line);
+  }
+  el.title = t("network.summary_title", { drawn: units - hidden, units: units.toLocaleString() });
+  return el;
 }
 
 function button(text, label, onClick) {

@@ -3,12 +3,15 @@
  *
  * RunsView lists the runs (one row each: a short summary, status, epoch, test scores) with a
  * tick box per run, and calls `onCompare(ids)` when two or more are ticked and "Compare" is
- * pressed. CompareView draws what `GET /api/compare` answered (one chart per metric, one line
- * per run, gaps where a run has no epoch; a table of the runs' summaries with the differing
- * fields marked) and, per run, the picture of its latest snapshot (decision boundary or
- * confusion matrix). Neither fetches: main.js hands them the data.
+ * pressed, `onOpen(id)` for a run's "Open" button and `onDelete(id)` for its delete button
+ * (main.js asks for confirmation). CompareView draws what `GET /api/compare` answered (one
+ * chart per metric, one line per run, gaps where a run has no epoch; a table of the runs'
+ * settings, by default only the rows that differ, with a toggle to show them all) and, per
+ * run, the picture of its latest snapshot (decision boundary or confusion matrix). Neither
+ * fetches: main.js hands them the data.
  */
 
+import { t } from "../i18n/index.js";
 import { LineChart } from "./charts.js";
 import { ConfusionView } from "./confusion.js";
 import { OutputView } from "./output.js";
@@ -19,10 +22,12 @@ export const RUN_COLOURS = ["#0877bd", "#f59322", "#2ca02c", "#d62728", "#9467bd
 const fmt = (v) => (typeof v === "number" ? (Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(3)) : "-");
 
 export class RunsView {
-  /** @param {HTMLElement} root @param {{onCompare: (ids: string[]) => void}} handlers */
-  constructor(root, { onCompare }) {
+  /** @param {HTMLElement} root @param {{onCompare, onOpen, onDelete}} handlers (ids) */
+  constructor(root, { onCompare, onOpen = () => {}, onDelete = () => {} }) {
     this.root = root;
     this.onCompare = onCompare;
+    this.onOpen = onOpen;
+    this.onDelete = onDelete;
     this.ticked = new Set();
   }
 
@@ -43,16 +48,16 @@ export class RunsView {
     if (!runs.length) {
       const p = document.createElement("p");
       p.className = "muted";
-      p.textContent = "No runs yet. Each time you press play after changing the data or the network, the run before is kept here (the last 8).";
+      p.textContent = t("runs.empty");
       this.root.append(p);
       return;
     }
     const table = document.createElement("table");
     table.className = "runs-table";
     const head = table.createTHead().insertRow();
-    for (const name of ["", "Run", "Status", "Epoch", "Test loss", "Test accuracy"]) {
+    for (const key of ["", "runs.col.run", "runs.col.status", "runs.col.epoch", "runs.col.test_loss", "runs.col.test_accuracy", ""]) {
       const th = document.createElement("th");
-      th.textContent = name;
+      th.textContent = key ? t(key) : "";
       head.append(th);
     }
     const body = table.createTBody();
@@ -63,20 +68,38 @@ export class RunsView {
       const box = document.createElement("input");
       box.type = "checkbox";
       box.checked = this.ticked.has(run.id);
-      box.setAttribute("aria-label", `Compare run ${i + 1}`);
+      box.setAttribute("aria-label", t("runs.compare_box", { n: i + 1 }));
       box.addEventListener("change", () => {
         if (box.checked) this.ticked.add(run.id); else this.ticked.delete(run.id);
         this.updateButton();
       });
       row.insertCell().append(box);
       for (let c = 0; c < 5; c++) row.insertCell();
+      const actions = row.insertCell();
+      actions.className = "run-actions";
+      if (!run.current) {
+        const open = document.createElement("button");
+        open.type = "button";
+        open.className = "open-run";
+        open.textContent = t("runs.open");
+        open.title = t("runs.open_title");
+        open.addEventListener("click", () => this.onOpen(run.id));
+        actions.append(open);
+      }
+      const del = document.createElement("button");
+      del.type = "button";
+      del.className = "delete-run";
+      del.textContent = t("runs.delete");
+      del.setAttribute("aria-label", t("runs.delete_label", { n: i + 1 }));
+      del.addEventListener("click", () => this.onDelete(run.id));
+      actions.append(del);
       this.fill(row, run, i);
       return row;
     });
     const button = document.createElement("button");
     button.type = "button";
     button.id = "compare-runs";
-    button.textContent = "Compare";
+    button.textContent = t("runs.compare");
     button.addEventListener("click", () => {
       const order = runs.map((r) => r.id).filter((id) => this.ticked.has(id));
       if (order.length >= 2) this.onCompare(order);
@@ -87,7 +110,7 @@ export class RunsView {
   }
 
   fill(row, run, i) {
-    const texts = [`${i + 1}. ${run.label}${run.current ? " (this run)" : ""}`, run.status || "",
+    const texts = [`${i + 1}. ${run.label}${run.current ? ` ${t("runs.this_run")}` : ""}`, run.status || "",
       String(run.epoch ?? 0), fmt(run.test_loss), fmt(run.test_accuracy)];
     texts.forEach((t, c) => { const cell = row.cells[c + 1]; if (cell.textContent !== t) cell.textContent = t; });
   }
@@ -96,7 +119,7 @@ export class RunsView {
     if (!this.button) return;
     const n = this.ticked.size;
     this.button.disabled = n < 2;
-    this.button.title = n < 2 ? "Tick two or more runs to compare them" : `Compare the ${n} ticked runs`;
+    this.button.title = n < 2 ? t("runs.compare_hint") : t("runs.compare_title", { n });
   }
 }
 
@@ -203,8 +226,16 @@ export class CompareView {
     const table = document.createElement("table");
     table.className = "summary-table";
     const caption = document.createElement("caption");
-    caption.textContent = "Settings of each run (highlighted: what differs)";
+    caption.textContent = t("compare.caption");
     table.append(caption);
+    // Only the settings that differ, unless the toggle asks for all of them.
+    const toggle = document.createElement("label");
+    toggle.className = "differences-only";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.id = "compare-differences-only";
+    box.checked = true;
+    toggle.append(box, ` ${t("compare.differences_only")}`);
     const head = table.createTHead().insertRow();
     head.append(document.createElement("th"));
     jobs.forEach((j, k) => {
@@ -214,16 +245,27 @@ export class CompareView {
       head.append(th);
     });
     const body = table.createTBody();
+    const rows = [];
     for (const f of fields) {
       const row = body.insertRow();
+      rows.push(row);
       row.dataset.field = f;
       if (differing.has(f)) row.classList.add("differs");
+      row.hidden = !differing.has(f);
       const th = document.createElement("th");
       th.textContent = f.replace(/_/g, " ");
       row.append(th);
       for (const j of jobs) row.insertCell().textContent = show(j.summary?.[f]);
     }
-    wrap.append(table);
+    const none = document.createElement("p");
+    none.className = "muted no-differences";
+    none.textContent = t("compare.no_differences");
+    none.hidden = differing.size > 0;
+    box.addEventListener("change", () => {
+      for (const row of rows) row.hidden = box.checked && !row.classList.contains("differs");
+      none.hidden = !box.checked || differing.size > 0;
+    });
+    wrap.append(toggle, table, none);
     if (differences.length) {
       const list = document.createElement("ul");
       list.className = "differences";
@@ -235,7 +277,7 @@ export class CompareView {
       }
       const title = document.createElement("p");
       title.className = "muted";
-      title.textContent = "Every difference between the job specs:";
+      title.textContent = t("compare.spec_differences");
       wrap.append(title, list);
     }
     return wrap;
