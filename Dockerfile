@@ -24,6 +24,7 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY scripts ./scripts
 COPY server ./server
+COPY playground ./playground
 COPY web ./web
 RUN PLAYGROUND_TORCH_INDEX="$TORCH_INDEX" scripts/install.sh \
     && mkdir -p /data && chown playground:playground /data

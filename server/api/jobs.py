@@ -80,6 +80,14 @@ def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
 
+def live_view(store, engine, row: dict) -> dict:
+    """`job_view` of the job as it is now. The engine writes a job's row before it publishes
+    its progress, so reading the progress first and the row second never pairs a new status
+    (failed) with an old row (no error yet)."""
+    progress = engine.progress(row["id"])
+    return job_view(store.get_job(row["id"]) or row, progress)
+
+
 def job_view(row: dict, progress: dict | None) -> dict:
     """What GET /api/jobs/{id} answers: the stored row with the engine's live progress."""
     epoch, step = row["epoch"], row["step"]
@@ -176,28 +184,27 @@ def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: St
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         raise HTTPException(429, str(exc), headers=headers) from None
     _wait(engine.create(row["id"], spec_json))
-    view = job_view(store.get_job(row["id"]) or row, engine.progress(row["id"]))
-    return {"id": row["id"], "token": job_token, **view}
+    return {"id": row["id"], "token": job_token, **live_view(store, engine, row)}
 
 
 @router.get("/jobs")
 def list_jobs(settings: SettingsDep, store: StoreDep, engine: EngineDep,
               token: TokenDep) -> dict:
     """The caller's jobs (those of its token), or every job for a teacher or an open server."""
+    progress = engine.progress_all()  # before the rows: see live_view
     if settings.is_open or is_teacher(settings, token):
         rows = store.list_jobs()
     elif token:
         rows = store.list_jobs(token=token)
     else:
         rows = []
-    progress = engine.progress_all()
     return {"jobs": [job_view(r, progress.get(r["id"])) for r in rows]}
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job: AuthorizedJobDep, engine: EngineDep) -> dict:
+def get_job(job: AuthorizedJobDep, store: StoreDep, engine: EngineDep) -> dict:
     engine.watched(job["id"])  # a script that polls its job is watching it
-    return job_view(job, engine.progress(job["id"]))
+    return live_view(store, engine, job)
 
 
 MAX_HISTORY_PAGE = 100_000
@@ -227,7 +234,7 @@ def control_job(body: ControlRequest, job: AuthorizedJobDep, request: Request,
     if refusal:
         raise HTTPException(429, refusal, headers=RETRY_LATER if refusal == SERVER_FULL else None)
     _wait(engine.control(job["id"], body.action, body.unit))
-    return job_view(store.get_job(job["id"]) or job, engine.progress(job["id"]))
+    return live_view(store, engine, job)
 
 
 @router.patch("/jobs/{job_id}")
@@ -244,7 +251,7 @@ def patch_job(patch: JobPatch, job: AuthorizedJobDep, settings: SettingsDep, sto
             spec.training.epochs = training["epochs"]
         _check_model(spec, datasets, settings, batch_size)
     _wait(engine.patch(job["id"], changes))
-    return job_view(store.get_job(job["id"]) or job, engine.progress(job["id"]))
+    return live_view(store, engine, job)
 
 
 @router.delete("/jobs/{job_id}", status_code=204)

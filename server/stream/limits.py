@@ -23,6 +23,8 @@ import json
 import math
 import time
 
+from server.ratelimit import RateLimiter
+
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_TOO_MANY = 4429  # as the classroom's stream limit
@@ -99,31 +101,11 @@ def message_bytes(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-class ConnectLimiter:
+class ConnectLimiter(RateLimiter):
     """New streams per client key: a token bucket (`stream_connects_per_second`, burst
     `stream_connect_burst`). Event loop only."""
 
     MAX_KEYS = 10_000
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, float(burst)
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, key: str, now: float | None = None) -> float:
-        """0 when a stream may open now, else the seconds until one may."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-        self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > self.MAX_KEYS:  # forget clients whose bucket is full again
-            full = self.burst / self.rate
-            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full}
-        return 0.0
 
 
 class ClientLimits:

@@ -31,6 +31,15 @@ export class ApiError extends Error {
   }
 }
 
+/** The body of an answer (JSON when it is JSON), or an ApiError with the server's detail. */
+async function answer(response) {
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!response.ok) throw new ApiError(response.status, data && typeof data === "object" ? data.detail : data);
+  return data;
+}
+
 async function request(method, path, { body, token, query, keepalive = false } = {}) {
   let url = path;
   if (query) {
@@ -52,11 +61,7 @@ async function request(method, path, { body, token, query, keepalive = false } =
   } catch {
     throw new ApiError(0, null);
   }
-  const text = await response.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  if (!response.ok) throw new ApiError(response.status, data && typeof data === "object" ? data.detail : data);
-  return data;
+  return answer(response);
 }
 
 export const api = {
@@ -109,11 +114,7 @@ async function uploadDataset({ file, target, task, name }, token) {
   } catch {
     throw new ApiError(0, null);
   }
-  const text = await response.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  if (!response.ok) throw new ApiError(response.status, data && typeof data === "object" ? data.detail : data);
-  return data;
+  return answer(response);
 }
 
 /**
