@@ -62,6 +62,7 @@ const $ = (id) => document.getElementById(id);
 let info = null;
 const cards = new Map(); // job id -> Card
 let pollTimer = null;
+let roster = null; // the class's students (class mode), from /api/class/students
 
 // -- drawing ---------------------------------------------------------------------------------
 
@@ -299,7 +300,7 @@ class Card {
   update(job) {
     this.job = job;
     const q = (s) => this.el.querySelector(s);
-    q(".who").textContent = job.student || "(teacher or script)";
+    q(".who").textContent = job.student || t("teacher.no_student");
     q(".what").textContent = job.name || (job.spec && job.spec.dataset && job.spec.dataset.name) || job.id;
     q(".status").textContent = job.status;
     q(".status").dataset.status = job.status;
@@ -352,9 +353,11 @@ function render(jobs) {
   for (const [id, card] of cards) {
     if (!seen.has(id)) { card.remove(); cards.delete(id); }
   }
-  const students = new Set(jobs.map((j) => j.student).filter(Boolean));
+  // Students who joined (two of the same name are two), else the names that have jobs.
+  const students = roster ? roster.filter((s) => s.state !== "left").length
+    : new Set(jobs.map((j) => j.student).filter(Boolean)).size;
   $("summary").textContent = t("teacher.summary", {
-    jobs: t("teacher.jobs", { n: jobs.length }), active, students: t("class.students", { n: students.size }) });
+    jobs: t("teacher.jobs", { n: jobs.length }), active, students: t("class.students", { n: students }) });
   $("empty").hidden = jobs.length > 0;
 }
 
@@ -404,11 +407,14 @@ async function poll() {
   try {
     const { jobs } = info.mode === "open" ? await server.allJobs() : await server.classJobs();
     $("class-error").textContent = "";
+    if (info.mode !== "open") {
+      roster = (await server.students()).students;
+      renderStudents(roster);
+    }
     render(jobs);
-    if (info.mode !== "open") renderStudents((await server.students()).students);
   } catch (e) {
     if (e.status === 401 || e.status === 403) { showLogin(); return; }
-    $("class-error").textContent = e.message || "The server cannot be reached; is it running?";
+    $("class-error").textContent = e.message || t("connection.unreachable");
   }
   pollTimer = setTimeout(poll, POLL_MS);
 }
@@ -421,7 +427,7 @@ function watch(job) {
   watching?.close();
   const dialog = $("watch");
   const what = job.name || (job.spec && job.spec.dataset && job.spec.dataset.name) || job.id;
-  $("watch-title").textContent = `${job.student || "(teacher or script)"} · ${what}`;
+  $("watch-title").textContent = `${job.student || t("teacher.no_student")} · ${what}`;
   const boundary = $("watch-boundary");
   const loss = $("watch-loss");
   boundary.getContext("2d").clearRect(0, 0, boundary.width, boundary.height);

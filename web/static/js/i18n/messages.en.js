@@ -14,6 +14,7 @@ export default {
   // class mode
   "class.students": { one: "{n} student", other: "{n} students" },
   "teacher.jobs": { one: "{n} job", other: "{n} jobs" },
+  "teacher.no_student": "(teacher or script)",
   "teacher.summary": "{jobs}, {active} running or queued, {students}",
   // The teacher's student list (issue 12).
   "teacher.students.title": "Students",

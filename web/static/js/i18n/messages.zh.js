@@ -10,6 +10,7 @@ export default {
   "connection.job_gone": "{reason}。按播放键开始新的任务。",
   "class.students": { other: "{n} 名学生" },
   "teacher.jobs": { other: "{n} 个任务" },
+  "teacher.no_student": "（教师或脚本）",
   "teacher.summary": "{jobs}，{active} 个正在运行或排队，{students}",
   "teacher.students.title": "学生",
   "teacher.students.none": "还没有学生加入。",
