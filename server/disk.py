@@ -6,7 +6,7 @@ engine pauses running jobs (its housekeeping asks `low_space` once a second), so
 and checkpoint writes never meet a full disk in normal use. Should a write fail anyway (the
 disk filled between two checks), `install` turns SQLite's "database or disk is full" into a
 507 instead of a 500 (the upload route catches ENOSPC itself), and the engine pauses the job
-and keeps its history in memory (server/engine/disk_guard.py).
+and keeps its history in memory (server/engine/storage.py).
 
 `free_bytes` is the one place that asks the file system; tests monkeypatch it.
 """

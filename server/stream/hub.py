@@ -258,13 +258,14 @@ class Hub:
             if future in waiters:
                 waiters.remove(future)
 
-    def on_event(self, event: dict) -> None:
-        """An engine event (loop thread): status, metrics, snapshot or error for one job."""
-        job_id = event.get("job_id")
-        kind = event.get("type")
+    def on_event(self, event) -> None:
+        """An engine event (loop thread): status, metrics, snapshot or error for one job (the
+        dataclasses of server.engine.events, read by their fields)."""
+        job_id = event.job_id
+        kind = event.type
         watchers = self.channels.get(job_id, ())
         if kind == "snapshot":
-            frame = event["data"]
+            frame = event.data
             if watchers:
                 self.latest[job_id] = frame
             for future in self._frame_waiters.pop(job_id, []):
@@ -273,18 +274,18 @@ class Hub:
             for channel in watchers:
                 channel.push_frame(frame)
         elif kind == "metrics":
-            points = event.get("records") or event.get("points") or []
+            points = event.records
             for channel in watchers:
                 channel.push_points(points)
         elif kind in ("status", "error"):
-            message = {k: v for k, v in event.items() if k != "data"}
+            message = event.to_json()
             if kind == "error":  # the job's own failure: it answers no client message
                 message = {"request": None, "id": None, **message}
             for channel in watchers:
-                if kind == "status" and (event.get("epoch") or 0) < channel.min_epoch:
+                if kind == "status" and event.epoch < channel.min_epoch:
                     channel.min_epoch = float("-inf")  # a reset: epochs count from 1 again
                 channel.push_text(message)
-                if kind == "status" and event.get("status") == "deleted":
+                if kind == "status" and event.status == "deleted":
                     channel.close(4404, "Job not found")
 
     async def close(self) -> None:

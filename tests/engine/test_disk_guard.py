@@ -63,8 +63,8 @@ def test_a_failed_history_write_pauses_the_job_and_no_epoch_is_lost(tmp_path):
         time.sleep(0.4)  # checkpoints would be due by now: none may be written
         meta = rig.store.checkpoint_meta(job)
         assert meta is None or meta["engine"]["epoch"] <= written[-1]
-        status_events = [e for e in rig.events if e["type"] == "status" and e["job_id"] == job]
-        assert status_events[-1]["status"] == "paused" and FULL in status_events[-1]["error"]
+        status_events = [e for e in rig.events if e.type == "status" and e.job_id == job]
+        assert status_events[-1].status == "paused" and FULL in status_events[-1].error
         with pytest.raises(Conflict, match="still cannot be saved"):
             rig.engine.control(job, "resume").result(10)
         with pytest.raises(Conflict, match="still cannot be saved"):
@@ -132,7 +132,7 @@ def test_the_free_space_guard_pauses_running_jobs_and_refuses_to_resume(tmp_path
         # No checkpoint is written while the disk is low (the trainer stays in memory).
         assert rig.store.checkpoint_meta(first)["engine"]["epoch"] >= saved
         before = rig.store.checkpoint_path(first).stat().st_mtime_ns
-        rig.engine._checkpoint(rig.engine._jobs[first])
+        rig.engine._table.checkpoint(rig.engine._jobs[first])
         assert rig.store.checkpoint_path(first).stat().st_mtime_ns == before
         free["bytes"] = 10 * 1024**3
         at = rig.engine.progress(first)["epoch"]

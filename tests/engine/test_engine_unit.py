@@ -11,6 +11,7 @@ import torch
 
 from server.config import Settings
 from server.engine.engine import Conflict, Engine, JobNotFound
+from server.engine.events import Event
 from server.store import Store
 
 BATCHES_PER_EPOCH = 10
@@ -99,7 +100,7 @@ class Rig:
     def __init__(self, tmp_path, **settings) -> None:
         self.settings = Settings(data_dir=tmp_path, time_slice_ms=5, **settings)
         self.store = Store(tmp_path / "db.sqlite3")
-        self.events: list[dict] = []
+        self.events: list[Event] = []
         self.lock = threading.Lock()
         self.engine = Engine(self.settings, self.store, FakeData(), trainer_factory=FakeTrainer)
         self.engine.start(DirectLoop(), self.on_event)
@@ -193,10 +194,10 @@ def test_completion_history_and_impossible_transitions(rig):
         rig.engine.control(job, "stop").result(10)
     with pytest.raises(JobNotFound):
         rig.engine.control("nope", "pause").result(10)
-    statuses = [e["status"] for e in rig.events if e["job_id"] == job and e["type"] == "status"]
+    statuses = [e.status for e in rig.events if e.job_id == job and e.type == "status"]
     assert statuses[0] == "running" and statuses[-1] == "completed"
-    epochs = [r["epoch"] for e in rig.events if e["type"] == "metrics" and e["job_id"] == job
-              for r in e["records"]]
+    epochs = [r["epoch"] for e in rig.events if e.type == "metrics" and e.job_id == job
+              for r in e.records]
     assert epochs == [1, 2, 3]
     rig.engine.control(job, "reset").result(10)
     assert rig.store.history(job) == [] and rig.status(job) == "paused"
@@ -215,7 +216,7 @@ def test_a_failure_stays_inside_its_job(rig, fail_with, message):
     bad = rig.create(fail_at_step=5, fail_with=fail_with)
     rig.wait(lambda: rig.status(bad) == "failed")
     assert rig.store.get_job(bad)["error"] == message
-    assert any(e["type"] == "error" and e["message"] == message for e in rig.events)
+    assert any(e.type == "error" and e.message == message for e in rig.events)
     step = rig.engine.progress(healthy)["step"]
     rig.wait(lambda: rig.engine.progress(healthy)["step"] > step + 20)
     assert rig.engine._jobs[bad].trainer is None  # its memory is freed
@@ -229,9 +230,9 @@ def test_restart_comes_back_paused_at_the_checkpoint_without_gap_or_duplicate(tm
     rig.wait(lambda: rig.engine.progress(job)["epoch"] >= 5)
     time.sleep(0.3)
     # Simulate a crash: the worker dies without its shutdown checkpoint.
-    rig.engine._stopping = True
-    rig.engine._commands.put(None)
-    rig.engine._thread.join(10)
+    rig.engine._worker.stopping = True
+    rig.engine._worker.commands.put(None)
+    rig.engine._worker.thread.join(10)
     rig.engine._jobs.clear()
     rig.store.close()
     written = len(Store(tmp_path / "db.sqlite3").history(job))
@@ -258,7 +259,7 @@ def test_snapshots_are_paced_and_first_frame_is_sent_at_once(rig, monkeypatch):
         frames.append(options)
         return b"frame"
 
-    rig.engine._frame_fn = frame
+    rig.engine._table.frames.frame_fn = frame
     job = rig.create(start=False)
     rig.engine.subscribe(job, {"hz": 5, "layers": True}, subscriber="a").result(10)
     rig.wait(lambda: len(frames) == 1)
@@ -270,7 +271,7 @@ def test_snapshots_are_paced_and_first_frame_is_sent_at_once(rig, monkeypatch):
     assert 3 <= count <= 8, count
     time.sleep(0.3)
     assert len(frames) == count
-    assert any(e["type"] == "snapshot" and e["data"] == b"frame" for e in rig.events)
+    assert any(e.type == "snapshot" and e.data == b"frame" for e in rig.events)
 
 
 def test_delete_frees_the_job_and_its_files(rig):
@@ -280,7 +281,7 @@ def test_delete_frees_the_job_and_its_files(rig):
     rig.engine.delete(job).result(10)
     assert rig.store.get_job(job) is None and not rig.store.checkpoint_path(job).exists()
     assert rig.engine.progress(job) is None
-    assert rig.events[-1]["status"] == "deleted"
+    assert rig.events[-1].status == "deleted"
 
 
 def test_idle_trainers_beyond_the_limit_are_freed_and_reload_from_their_checkpoint(tmp_path):

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from server.config import Settings
+from server.engine.events import MetricsEvent, SnapshotEvent, StatusEvent
 from server.stream.hub import ClientGone, Hub, Subscription
 
 
@@ -33,8 +34,8 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 20))
 
 
-def snapshot(job: str, n: int) -> dict:
-    return {"job_id": job, "type": "snapshot", "data": n.to_bytes(4, "little")}
+def snapshot(job: str, n: int) -> SnapshotEvent:
+    return SnapshotEvent(job, n.to_bytes(4, "little"))
 
 
 def test_newest_frame_replaces_older_and_next_waits_for_ack():
@@ -82,7 +83,7 @@ def test_metrics_are_coalesced_and_complete():
         sock = Recorder()
         pump = asyncio.create_task(ch.pump(sock.send_text, sock.send_bytes))
         for epoch in range(1, 201):
-            hub.on_event({"job_id": "a", "type": "metrics", "records": [{"epoch": epoch}]})
+            hub.on_event(MetricsEvent("a", [{"epoch": epoch}]))
             if epoch % 20 == 0:
                 await asyncio.sleep(0.01)
         await asyncio.sleep(0.25)
@@ -99,7 +100,7 @@ def test_points_already_in_hello_are_not_repeated():
         hub = Hub(Settings())
         ch = hub.register("a")
         ch.min_epoch = 3
-        hub.on_event({"job_id": "a", "type": "metrics", "records": [{"epoch": 3}, {"epoch": 4}]})
+        hub.on_event(MetricsEvent("a", [{"epoch": 3}, {"epoch": 4}]))
         assert [p["epoch"] for p in ch.points] == [4]
     run(main())
 
@@ -133,11 +134,11 @@ def test_status_passes_through_and_deleted_job_closes_with_4404():
         other = hub.register("b")
         sock = Recorder()
         pump = asyncio.create_task(ch.pump(sock.send_text, sock.send_bytes))
-        hub.on_event({"job_id": "a", "type": "status", "status": "paused", "epoch": 1})
+        hub.on_event(StatusEvent("a", "paused", epoch=1, step=10))
         await asyncio.sleep(0.02)
         assert sock.texts[-1]["status"] == "paused"
         assert not other.texts
-        hub.on_event({"job_id": "a", "type": "status", "status": "deleted"})
+        hub.on_event(StatusEvent("a", "deleted", epoch=1, step=10))
         with pytest.raises(ClientGone) as gone:
             await pump
         assert gone.value.code == 4404

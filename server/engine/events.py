@@ -1,0 +1,55 @@
+"""The events the engine sends to the event loop (`on_event(event)`), one dataclass each.
+
+Every event has the `job_id` it is about and a `type` (a class constant): `StatusEvent`
+("status": the job's status, epoch, step, error and stop_reason; status `deleted` once it is
+gone), `MetricsEvent` ("metrics": the per-epoch records just completed), `SnapshotEvent`
+("snapshot": an encoded frame, only for jobs with subscribers) and `ErrorEvent` ("error": the
+job failed; its status event follows). `to_json()` is a status or error event as the stream
+sends it to clients (a JSON object, `type` first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    job_id: str
+    status: str  # queued, running, paused, completed, stopped, failed or deleted
+    epoch: int
+    step: int
+    error: str | None = None
+    stop_reason: str | None = None
+    type: ClassVar[str] = "status"
+
+    def to_json(self) -> dict:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class MetricsEvent:
+    job_id: str
+    records: list[dict]  # one per completed epoch, every float finite or None
+    type: ClassVar[str] = "metrics"
+
+
+@dataclass(frozen=True)
+class SnapshotEvent:
+    job_id: str
+    data: bytes  # server.engine.snapshot.frame's encoded frame
+    type: ClassVar[str] = "snapshot"
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    job_id: str
+    message: str  # the short sentence the failed job shows
+    type: ClassVar[str] = "error"
+
+    def to_json(self) -> dict:
+        return {"type": self.type, **asdict(self)}
+
+
+Event = StatusEvent | MetricsEvent | SnapshotEvent | ErrorEvent

@@ -1,0 +1,311 @@
+"""The engine's job table and every change made to a job: where a job's status changes.
+
+`JobTable` holds the jobs of one device (`jobs`: id -> `server.engine.job.Job`) and applies
+what the other parts decide: `set_status` is the one place a job's status changes (store row,
+progress, status event, promotion of queued jobs into free places); `run_slice` trains the job
+the scheduler chose and charges it; `send_frames` sends the frames `Frames` says are due;
+`checkpoint_due` and `housekeeping` (once a second: free idle trainers, pause jobs nobody
+watches, pause jobs before a full disk) keep the rest in order; `recover` loads the stored jobs
+at start (an interrupted job comes back paused at its last checkpoint).
+
+Only the worker thread calls it, except `progress` (a dict other threads read under `lock`)
+and `looked_at` (REST reads, under `lock`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from server.engine import lifecycle
+from server.engine.events import ErrorEvent, Event, MetricsEvent, SnapshotEvent, StatusEvent
+from server.engine.frames import Frames
+from server.engine.job import Job
+from server.engine.lifecycle import TERMINAL, JobNotFound
+from server.engine.scheduler import Scheduler
+from server.engine.storage import Storage
+from server.engine.trainers import BuildFailed, Trainers, failure, idle_to_free
+from server.store import finite
+
+log = logging.getLogger("playground.engine")
+
+UNWATCHED = "paused: nobody was watching it (the page was closed); press play to go on"
+
+
+class JobTable:
+    """The jobs and the effects applied to them (worker thread)."""
+
+    def __init__(self, settings, store, scheduler: Scheduler, trainers: Trainers) -> None:
+        self.settings = settings
+        self.store = store
+        self.scheduler = scheduler
+        self.trainers = trainers
+        self.frames = Frames(settings)
+        self.storage = Storage(store, settings)
+        self.jobs: dict[str, Job] = {}
+        self.seq = itertools.count()
+        self.progress: dict[str, dict] = {}  # read by other threads, under `lock`
+        self.looked_at: dict[str, float] = {}  # job id -> monotonic time of a REST read
+        self.lock = threading.Lock()
+        self.loop = None
+        self.on_event: Callable[[Event], None] | None = None
+        self._last_housekeeping = 0.0
+        self._wall_clock = trainers.device.type == "cuda"
+
+    def job(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise JobNotFound("Job not found")
+        return job
+
+    def remove(self, job: Job) -> None:
+        """Forget a job (delete): its trainer, progress and command clock go."""
+        self.trainers.free(job)
+        del self.jobs[job.id]
+        self.scheduler.forget(job.id)
+        with self.lock:
+            self.progress.pop(job.id, None)
+            self.looked_at.pop(job.id, None)
+
+    def running(self) -> bool:
+        return any(j.status == "running" for j in self.jobs.values())
+
+    def shutdown(self) -> None:
+        """Checkpoint what trained since the last checkpoint."""
+        for job in list(self.jobs.values()):
+            if job.trainer is not None and job.dirty and job.status != "failed":
+                self.checkpoint(job)
+
+    # -- training ---------------------------------------------------------------------------
+
+    def _clock(self) -> float:
+        return time.perf_counter() if self._wall_clock else time.thread_time()
+
+    def run_slice(self, job: Job) -> None:
+        trainer = self.ensure_trainer(job)
+        if trainer is None:
+            return
+        if trainer.finished:
+            self.finish(job)
+            return
+        n = self.scheduler.batches(job, self.jobs)
+        start_wall, start_clock = time.perf_counter(), self._clock()
+        records, message = self.train(job, trainer.train_batches, n)
+        if message is not None:
+            # Out of the except block, so that no traceback frame keeps the trainer alive.
+            del trainer
+            self.fail(job, message)
+            return
+        self.scheduler.charge(job, self._clock() - start_clock, int(trainer.step) - job.step)
+        self.scheduler.timed(job, time.perf_counter() - start_wall, n)
+        job.dirty = job.trained_since_frame = True
+        self.record(job, records)
+        if trainer.finished:
+            self.finish(job)
+
+    def train(self, job: Job, call: Callable[..., list[dict]],
+              *args: Any) -> tuple[list[dict], str | None]:
+        """(the records of a training call, None) or ([], the message of its failure); the
+        epochs a diverging call did complete are recorded."""
+        try:
+            return call(*args), None
+        except Exception as exc:
+            message, records = failure(job.id, exc)
+        if records and job.trainer is not None:
+            self.record(job, records)
+        return [], message
+
+    def record(self, job: Job, records: list[dict]) -> None:
+        trainer = job.trainer
+        job.epoch, job.step = int(trainer.epoch), int(trainer.step)
+        records = [finite(dict(r)) for r in records]
+        if records:
+            pause = self.storage.write_history(job, records)
+            if pause is not None:  # the records are kept: nothing is lost
+                self.pause_for_storage(job, pause, error=True)
+            self.emit(MetricsEvent(job.id, records))
+        self.set_progress(job)
+
+    def finish(self, job: Job) -> None:
+        if job.unwritten:  # it stays paused until its history is saved
+            return
+        reason = getattr(job.trainer, "stop_reason", None)
+        self.checkpoint(job)
+        self.set_status(job, "completed", stop_reason=reason, finished_at=time.time())
+        self.release_if_idle(job)
+
+    def fail(self, job: Job, message: str) -> None:
+        self.trainers.free(job)
+        self.emit(ErrorEvent(job.id, message))
+        self.set_status(job, "failed", error=message, finished_at=time.time())
+
+    def release_if_idle(self, job: Job) -> None:
+        """Free the trainer of a finished job nobody watches (it reloads from its
+        checkpoint)."""
+        if job.status in TERMINAL and not job.subscribers:
+            self.trainers.free(job)
+
+    def ensure_trainer(self, job: Job) -> Any:
+        """The job's trainer, built (and loaded from its checkpoint) on first use; None and
+        the job failed if that is impossible."""
+        job.last_used = time.monotonic()
+        if job.trainer is not None:
+            return job.trainer
+        try:
+            trainer = self.trainers.load(job)
+        except BuildFailed as exc:
+            self.fail(job, str(exc))
+            return None
+        job.last_checkpoint = time.monotonic()
+        self.set_progress(job)
+        return trainer
+
+    def send_frames(self) -> None:
+        now = time.monotonic()
+        for job in self.frames.due(self.jobs, now):
+            if self.ensure_trainer(job) is None:
+                job.frame_due = False
+                continue
+            data = self.frames.build(job, now)
+            if data is not None:
+                self.emit(SnapshotEvent(job.id, data))
+
+    # -- status, progress, events: where a job's status changes -----------------------------
+
+    def set_status(self, job: Job, status: str, **fields: Any) -> None:
+        was = job.status
+        if status == "running" and was != "running":
+            # Joining at the others' clock: neither starved for having run before, nor
+            # given a burst for having waited.
+            job.charge = self.scheduler.min_charge(self.jobs)
+            row = self.store.get_job(job.id)
+            if row is not None and not row["started_at"]:
+                fields["started_at"] = time.time()
+            if not job.subscribers:  # the unwatched clock starts (_pause_unwatched)
+                job.unwatched_since = time.monotonic()
+        job.status = status
+        if status != "failed":
+            fields.setdefault("error", None)
+        self.store.update_job(job.id, status=status, epoch=job.epoch, step=job.step, **fields)
+        self.set_progress(job)
+        self.emit(StatusEvent(job.id, status, job.epoch, job.step, fields.get("error"),
+                              fields.get("stop_reason")))
+        if was == "running" and status != "running":
+            self.promote()
+
+    def start(self, job: Job) -> None:
+        """Make the job runnable: running if there is a place, else queued."""
+        self.set_status(job, self.scheduler.start_status(self.jobs))
+
+    def promote(self) -> None:
+        """Fill free running places with queued jobs, oldest first."""
+        for job in self.scheduler.to_promote(self.jobs):
+            self.set_status(job, "running")
+
+    def pause_for_storage(self, job: Job, message: str, error: bool) -> None:
+        """Pause `job` showing `message`; if its row cannot be written either, the engine's
+        own state (progress, status events) still says paused, with the message."""
+        fields = {"stop_reason": message, **({"error": message} if error else {})}
+        try:
+            self.set_status(job, "paused", **fields)
+            return
+        except sqlite3.Error as exc:
+            log.error("job %s: status could not be saved: %s", job.id, exc)
+        job.status = "paused"
+        job.note = {"error": fields.get("error"), "stop_reason": message}
+        self.set_progress(job)
+        self.emit(StatusEvent(job.id, "paused", job.epoch, job.step, fields.get("error"),
+                              message))
+
+    def set_progress(self, job: Job) -> None:
+        with self.lock:
+            self.progress[job.id] = job.progress()
+
+    def emit(self, event: Event) -> None:
+        if self.loop is None or self.on_event is None:
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.on_event, event)
+        except RuntimeError:  # the loop is closed: the server is shutting down
+            pass
+
+    # -- checkpoints and housekeeping -------------------------------------------------------
+
+    def checkpoint(self, job: Job) -> None:
+        self.storage.checkpoint(job)
+
+    def checkpoint_due(self) -> None:
+        now = time.monotonic()
+        for job in self.jobs.values():  # paused too: `step` leaves its checkpoint to this
+            if (job.dirty and job.trainer is not None and job.status in ("running", "paused")
+                    and now - job.last_checkpoint >= self.settings.checkpoint_seconds):
+                self.checkpoint(job)
+
+    def housekeeping(self) -> None:
+        """Once a second at most: free idle trainers, pause jobs nobody watches, pause jobs
+        before a full disk makes writes fail."""
+        now = time.monotonic()
+        if now - self._last_housekeeping < 1.0:
+            return
+        self._last_housekeeping = now
+        for job in idle_to_free(self.jobs, self.settings.max_running_jobs):
+            if job.dirty:
+                self.checkpoint(job)
+            if not job.dirty:  # a failed checkpoint keeps the trainer
+                self.trainers.free(job)
+        self._pause_unwatched(now)
+        self._guard_disk()
+
+    def _pause_unwatched(self, now: float) -> None:
+        """Pause jobs that train until stopped and that nobody has watched for
+        settings.unwatched_job_seconds: a browser tab killed without a goodbye, or a script
+        that started one and went away, leaves such a job behind. Watching: a stream, or a
+        REST read of the job or its metrics (`watched`); the clock starts when it runs."""
+        limit = self.settings.unwatched_job_seconds
+        if limit <= 0:
+            return
+        with self.lock:
+            looked_at = dict(self.looked_at)
+            self.looked_at = {k: v for k, v in looked_at.items() if k in self.jobs}
+        for job in list(self.jobs.values()):
+            since = max(job.unwatched_since or now, looked_at.get(job.id, -1.0))
+            if (job.status == "running" and job.unwatched_since is not None
+                    and not job.subscribers and lifecycle.epochs(job.spec) is None
+                    and now - since >= limit):
+                job.unwatched_since = None
+                if job.dirty:
+                    self.checkpoint(job)
+                self.set_status(job, "paused", stop_reason=UNWATCHED)
+
+    def _guard_disk(self) -> None:
+        """While the disk is low, running and queued jobs pause (storage.Storage.low_space)."""
+        active = [j for j in self.jobs.values() if j.status in ("running", "queued")]
+        if not active:
+            return
+        low = self.storage.low_space()
+        if low is None:
+            return
+        log.warning("disk low: pausing %d job(s): %s", len(active), low)
+        for job in active:
+            self.pause_for_storage(job, low, error=False)
+
+    def recover(self) -> None:
+        """Load every stored job; one that was running or queued comes back paused at its
+        last checkpoint, with the history after that checkpoint deleted (it is replayed)."""
+        for row in self.store.list_jobs():
+            job = Job(id=row["id"], spec=row["spec"], status=row["status"],
+                      seq=next(self.seq), epoch=row["epoch"], step=row["step"])
+            if job.status not in TERMINAL:
+                meta = self.store.checkpoint_meta(job.id) or {}
+                done = meta.get("engine", {})
+                job.epoch, job.step = int(done.get("epoch", 0)), int(done.get("step", 0))
+                self.store.truncate_history(job.id, job.epoch)
+                job.status = "paused"
+                self.store.update_job(job.id, status="paused", epoch=job.epoch, step=job.step)
+            self.jobs[job.id] = job
+            self.set_progress(job)

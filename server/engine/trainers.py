@@ -1,0 +1,152 @@
+"""The engine's trainers: building one for a job, freeing it, and naming its failures.
+
+A job's trainer is built (and loaded from its checkpoint) when it first needs one
+(`Trainers.load`, which raises `BuildFailed` with the message the job shows) and freed when
+it is not needed (`Trainers.free`; the engine frees a finished job nobody watches, and keeps
+at most `max_running_jobs` trainers of paused, unwatched jobs: `idle_to_free`). A training
+call that raises becomes the job's short message (`failure`): a divergence's own sentence,
+OUT_OF_MEMORY, or "training failed: ..." (the traceback goes to the log). `apply_training_patch`
+changes a live trainer's settings after a PATCH. Runs in the worker thread only.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+log = logging.getLogger("playground.engine")
+
+OUT_OF_MEMORY = (
+    "out of memory: this model does not fit in the device's memory; "
+    "try fewer or smaller layers or a smaller batch size"
+)
+
+
+class BuildFailed(Exception):
+    """The job's trainer could not be built; the message is what the failed job shows."""
+
+
+def default_trainer_factory(spec: dict, dataset: Any, device: torch.device) -> Any:
+    from server.spec.job import JobSpec
+    from server.train.trainer import Trainer
+
+    return Trainer(JobSpec.model_validate(spec), dataset, device)
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda:0")
+    return torch.device("cpu")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(exc, oom | MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def failure(job_id: str, exc: BaseException) -> tuple[str, list | None]:
+    """(the short message a failed job shows, the epochs a diverging call did complete)."""
+    if type(exc).__name__ == "Diverged":
+        return short(exc), getattr(exc, "records", None)
+    if is_out_of_memory(exc):
+        # Strings only in log records: a kept record must not keep the trainer alive.
+        log.warning("job %s ran out of memory: %s", job_id, str(exc))
+        return OUT_OF_MEMORY, None
+    log.error("job %s failed:\n%s", job_id, "".join(traceback.format_exception(exc)))
+    return "training failed: " + short(exc), None
+
+
+class Trainers:
+    """Builds and frees the trainers of jobs on `device`."""
+
+    def __init__(self, device: torch.device, store, datasets,
+                 factory: Callable[[dict, Any, torch.device], Any] | None = None) -> None:
+        self.device = device
+        self.store = store
+        self.datasets = datasets
+        self.factory = factory or default_trainer_factory
+
+    def load(self, job: Any) -> Any:
+        """Build the job's trainer and load its checkpoint; sets `job.trainer`, its epoch and
+        step. Raises BuildFailed."""
+        try:
+            if job.dataset is None:
+                job.dataset = self._load_dataset(job.spec)
+            trainer = self.factory(job.spec, job.dataset, self.device)
+            checkpoint = self.store.load_checkpoint(job.id)
+            if checkpoint is not None:
+                tensors, meta = checkpoint
+                trainer.load_state(tensors, meta.get("trainer", {}))
+        except Exception as exc:
+            job.dataset = None
+            if is_out_of_memory(exc):
+                message = OUT_OF_MEMORY
+            else:
+                log.error("job %s could not be built:\n%s", job.id,
+                          "".join(traceback.format_exception(exc)))
+                message = "the job could not be built: " + short(exc)
+            raise BuildFailed(message) from None
+        job.trainer = trainer
+        job.epoch, job.step = int(trainer.epoch), int(trainer.step)
+        return trainer
+
+    def _load_dataset(self, spec: dict) -> Any:
+        from server.spec.job import DatasetSpec
+
+        return self.datasets.load(DatasetSpec.model_validate(spec["dataset"]))
+
+    def free(self, job: Any) -> None:
+        had = job.trainer is not None
+        job.trainer = None
+        job.dataset = None
+        job.dirty = False
+        if had:
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def idle_to_free(jobs: Mapping[str, Any], keep: int) -> list:
+    """The paused, unwatched jobs whose trainers go (least recently used first), so that at
+    most `keep` stay in memory."""
+    idle = [j for j in jobs.values()
+            if j.trainer is not None and j.status == "paused" and not j.subscribers]
+    extra = len(idle) - keep
+    return sorted(idle, key=lambda j: j.last_used)[:extra] if extra > 0 else []
+
+
+def apply_training_patch(trainer: Any, training: dict) -> None:
+    optimizer = training.get("optimizer") or {}
+    if optimizer.get("learning_rate") is not None:
+        trainer.set_learning_rate(float(optimizer["learning_rate"]))
+    if optimizer.get("momentum") is not None:
+        if hasattr(trainer, "set_momentum"):
+            trainer.set_momentum(float(optimizer["momentum"]))
+        else:
+            for group in trainer.optimizer.param_groups:
+                if "momentum" in group:
+                    group["momentum"] = float(optimizer["momentum"])
+    if training.get("batch_size") is not None:
+        trainer.set_batch_size(int(training["batch_size"]))
+    if training.get("regularization") is not None:
+        reg = training["regularization"]
+        trainer.set_regularization(reg.get("kind", "none"), float(reg.get("rate", 0.0)))
+    if "epochs" in training and training["epochs"] is not None:
+        set_trainer_epochs(trainer, int(training["epochs"]))
+
+
+def set_trainer_epochs(trainer: Any, epochs: int | None) -> None:
+    if hasattr(trainer, "set_epochs"):
+        trainer.set_epochs(epochs)
