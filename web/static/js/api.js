@@ -99,6 +99,15 @@ export const api = {
   uploadDataset,
   /** Delete an upload (its owner, or the teacher). */
   deleteDataset: (name, token) => request("DELETE", `/api/datasets/${encodeURIComponent(name)}`, { token }),
+  /** The teacher's calls (class mode; signed in by the HttpOnly cookie that login sets). */
+  teacherLogin: (password) => request("POST", "/api/class/teacher/login", { body: { password } }),
+  teacherLogout: () => request("POST", "/api/class/teacher/logout"),
+  /** Every student's jobs: {jobs: [...]}, each with its student's name. */
+  classJobs: () => request("GET", "/api/class/jobs"),
+  /** The class's students: {students: [{id, name, address, state, jobs, active_jobs}]}. */
+  students: () => request("GET", "/api/class/students"),
+  /** Remove a student: their jobs are deleted and their sign-in stops working. */
+  removeStudent: (id) => request("DELETE", `/api/class/students/${encodeURIComponent(id)}`),
 };
 
 /** POST /api/datasets: a CSV as multipart (file, target, optional task and name); the new entry. */
@@ -184,9 +193,11 @@ const FINAL_CLOSE = new Set([4401, 4403, 4404]);
  * drawn), status(msg), error(msg), connection(state, reason) with state "open" | "lost" | "closed".
  */
 export class JobStream {
-  constructor(job, handlers) {
+  /** `subscribe`: options sent in a `subscribe` message each time the socket opens ({hz: 1}). */
+  constructor(job, handlers, { subscribe = null } = {}) {
     this.job = job;
     this.handlers = handlers;
+    this.subscribeOnOpen = subscribe;
     this.socket = null;
     this.closed = false;
     this.retries = 0;
@@ -205,6 +216,7 @@ export class JobStream {
     const socket = new WebSocket(this.url());
     socket.binaryType = "arraybuffer";
     this.socket = socket;
+    if (this.subscribeOnOpen) socket.onopen = () => this.subscribe(this.subscribeOnOpen);
     socket.onmessage = (event) => this.receive(event.data);
     socket.onclose = (event) => {
       if (this.socket !== socket) return;

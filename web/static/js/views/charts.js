@@ -8,6 +8,47 @@
 
 import uPlot from "../../vendor/uplot-1.6.32/uPlot.esm.js";
 
+/** The colours of the training, test and validation curves, on every page. */
+export const CURVE_COLOURS = { training: "#555", test: "#0877bd", validation: "#f59322" };
+
+/**
+ * A small loss chart without axes (a card's thumbnail): the training and test loss over the
+ * records' order, scaled to the canvas; `empty` is written in the middle while there is none.
+ */
+export function drawSparkline(canvas, records, empty) {
+  const ctx = canvas.getContext("2d");
+  const { width: w, height: h } = canvas;
+  ctx.clearRect(0, 0, w, h);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, w, h);
+  const series = [["train_loss", CURVE_COLOURS.training], ["test_loss", CURVE_COLOURS.test]];
+  const finite = (v) => typeof v === "number" && Number.isFinite(v);
+  const values = records.flatMap((r) => series.map(([k]) => r[k]).filter(finite));
+  if (!values.length) {
+    ctx.fillStyle = "#999";
+    ctx.font = `${Math.max(10, w / 16)}px system-ui`;
+    ctx.textAlign = "center";
+    ctx.fillText(empty, w / 2, h / 2);
+    return;
+  }
+  const top = Math.max(...values) * 1.05 || 1;
+  const n = Math.max(records.length - 1, 1);
+  for (const [key, colour] of series) {
+    ctx.beginPath();
+    let started = false;
+    records.forEach((r, i) => {
+      if (!finite(r[key])) return;
+      const x = (i / n) * (w - 4) + 2;
+      const y = h - 2 - (r[key] / top) * (h - 4);
+      if (started) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+      started = true;
+    });
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = Math.max(1, w / 150);
+    ctx.stroke();
+  }
+}
+
 export class LineChart {
   /**
    * @param {HTMLElement} root

@@ -9,8 +9,10 @@
 import { CLASS_COLOURS, colourOf, GridPainter, lookupTable } from "./heatmap.js";
 
 export class OutputView {
-  constructor(canvas) {
+  /** `pointRadius`: the data points' radius in canvas pixels (smaller on a thumbnail). */
+  constructor(canvas, { pointRadius = 3.2 } = {}) {
     this.canvas = canvas;
+    this.pointRadius = pointRadius;
     this.ctx = canvas.getContext("2d");
     this.grid = document.createElement("canvas");
     this.painter = new GridPainter(this.grid);
@@ -73,7 +75,7 @@ export class OutputView {
         const [r, g, b] = this.pointColour(labels[k]);
         ctx.fillStyle = `rgb(${r},${g},${b})`;
         ctx.beginPath();
-        ctx.arc(x, y, 3.2, 0, 2 * Math.PI);
+        ctx.arc(x, y, this.pointRadius, 0, 2 * Math.PI);
         ctx.fill();
         ctx.stroke();
       }
