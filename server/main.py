@@ -4,6 +4,7 @@ its routers and the static front end. `server.main:app` is the ASGI application.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,7 +14,6 @@ from fastapi.staticfiles import StaticFiles
 from server import __version__, disk
 from server.api import (
     catalog,
-    classroom,
     compare,
     datasets,
     errors,
@@ -24,6 +24,7 @@ from server.api import (
     prometheus,
     stream,
 )
+from server.api.classroom import wiring as classroom
 from server.config import Settings, get_settings
 from server.data.registry import DataRegistry
 from server.engine.engine import Engine
@@ -46,9 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.hub = Hub(settings)
         app.state.engine = Engine(settings, app.state.store, app.state.datasets)
         app.state.engine.start(asyncio.get_running_loop(), app.state.hub.on_event)
+        sweeper = asyncio.create_task(classroom.sweep(app))  # banner, idle jobs
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(BaseException):
+                await sweeper
             await app.state.hub.close()
             app.state.engine.stop()
             app.state.store.close()
@@ -67,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(classroom.pages)  # /teacher
     app.include_router(prometheus.router)  # /metrics, no /api prefix
-    classroom.install(app)  # Host/Origin checks, limits, idle sweeper (security.py)
+    classroom.install(app)  # Host/Origin checks and limits, outermost (server/api/classroom/)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     return app
 

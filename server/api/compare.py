@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 
 from server.api.deps import SettingsDep, StoreDep, TokenDep, authorize_job
+from server.api.errors import JOB_NOT_FOUND
+from server.engine.engine import JobNotFound
 
 router = APIRouter()
 
@@ -147,10 +149,8 @@ def compare(store: StoreDep, settings: SettingsDep, token: TokenDep,
     for job_id in parse_ids(ids):
         try:
             row = authorize_job(store, settings, job_id, token)
-        except HTTPException as err:
-            if err.status_code == 404:
-                raise HTTPException(404, f"Job not found: {job_id}") from None
-            raise
+        except JobNotFound:
+            raise HTTPException(404, f"{JOB_NOT_FOUND}: {job_id}") from None
         jobs.append({"id": row["id"], "status": row.get("status"), "spec": row["spec"],
                      "history": store.history(job_id)})
     return compare_jobs(jobs)

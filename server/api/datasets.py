@@ -18,19 +18,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from server import disk
-from server.api import security
+from server.api.classroom.tokens import student_name
 from server.api.deps import DatasetsDep, SettingsDep, StoreDep, bearer_token, is_teacher
-from server.api.errors import spec_error_response
+from server.api.errors import response_for, spec_error_response
 from server.data import ownership, upload
 from server.data.ownership import Viewer
-from server.data.registry import DataSetNotFound
 from server.data.upload import UploadError
 from server.spec.errors import SpecError
 
@@ -72,15 +71,14 @@ def caller(request: Request) -> Viewer:
     settings = request.app.state.settings
     token = bearer_token(request)
     return ownership.viewer(is_open=settings.is_open, teacher=is_teacher(settings, token),
-                            token=token, student_name=security.student_name(settings, token))
+                            token=token, student_name=student_name(settings, token))
 
 
 ViewerDep = Annotated[Viewer, Depends(caller)]
 
 
 def _upload_error(msg: str, field: str = "file") -> JSONResponse:
-    return JSONResponse(status_code=422, content={
-        "detail": [{"loc": ["body", field], "msg": msg, "type": "value_error"}]})
+    return response_for(UploadError(msg, field))
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -90,10 +88,6 @@ def _too_large(limit: int) -> JSONResponse:
         content={"detail": f"The upload is larger than this server's limit of "
                  f"{limit / 1_048_576:.1f} MB ({limit} bytes); upload a smaller file."},
     )
-
-
-def _refused(exc: ownership.Refused) -> HTTPException:
-    return HTTPException(exc.status, exc.message)
 
 
 class _TooLarge(Exception):
@@ -110,13 +104,8 @@ def list_datasets(datasets: DatasetsDep, viewer: ViewerDep) -> list[dict]:
 
 @router.get("/datasets/{name}")
 def get_dataset(name: str, datasets: DatasetsDep, viewer: ViewerDep) -> dict:
-    try:
-        datasets.check_access(name, viewer)
-        return datasets.entry(name, viewer)
-    except DataSetNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except ownership.Refused as exc:
-        raise _refused(exc) from None
+    datasets.check_access(name, viewer)  # DataSetNotFound (404), Refused: errors.py
+    return datasets.entry(name, viewer)
 
 
 @router.get("/datasets/{name}/preview")
@@ -137,10 +126,6 @@ def preview_dataset(name: str, request: Request, datasets: DatasetsDep,
     try:
         datasets.check_access(name, viewer)
         return datasets.preview(name, params, seed=seed)
-    except DataSetNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except ownership.Refused as exc:
-        raise _refused(exc) from None
     except SpecError as exc:
         return spec_error_response(exc, prefix=())
 
@@ -150,12 +135,7 @@ def delete_dataset(name: str, datasets: DatasetsDep, store: StoreDep,
                    viewer: ViewerDep) -> Response:
     """Delete an uploaded set: its owner or the teacher. 409 while a job trains on it (the
     message names the jobs): delete those jobs first."""
-    try:
-        datasets.delete_upload(name, viewer, store.jobs_using_dataset)
-    except DataSetNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except ownership.Refused as exc:
-        raise _refused(exc) from None
+    datasets.delete_upload(name, viewer, store.jobs_using_dataset)
     return Response(status_code=204)
 
 
@@ -174,12 +154,7 @@ def unshare_dataset(name: str, datasets: DatasetsDep, viewer: ViewerDep) -> dict
 
 
 def _share(name: str, datasets, viewer: Viewer, shared: bool) -> dict:
-    try:
-        return datasets.share_upload(name, viewer, shared)
-    except DataSetNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except ownership.Refused as exc:
-        raise _refused(exc) from None
+    return datasets.share_upload(name, viewer, shared)
 
 
 def _slots(request: Request) -> asyncio.Semaphore:
@@ -261,10 +236,8 @@ async def upload_dataset(request: Request, datasets: DatasetsDep, settings: Sett
                 datasets.add_upload, source, fields["target"], fields["task"], fields["name"],
                 filename, viewer,
             )
-        except UploadError as exc:
-            return JSONResponse(status_code=422, content={"detail": exc.detail()})
-        except ownership.Refused as exc:
-            return JSONResponse(status_code=exc.status, content={"detail": exc.message})
+        except (UploadError, ownership.Refused) as exc:
+            return response_for(exc)
         except OSError as exc:
             if not disk.is_disk_full(exc):
                 raise

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from server.api import security
+from server.api.classroom.tokens import bearer_header, caller_token, is_teacher, same_secret
+from server.api.errors import JOB_NOT_FOUND, NOT_YOURS, TOKEN_NEEDED, NotYours, TokenNeeded
 from server.config import Settings, is_loopback
 from server.data.registry import DataRegistry
-from server.engine.engine import Engine
+from server.engine.engine import Engine, JobNotFound
 from server.store import SERVER_FULL, Store
 from server.stream.hub import Hub
 
@@ -44,45 +45,29 @@ HubDep = Annotated[Hub, Depends(_hub)]
 
 # -- who may touch a job (API.md: "Who may touch a job") ------------------------------------
 
-JOB_NOT_FOUND = "Job not found"
-NOT_YOURS = "This job belongs to someone else"
-TOKEN_NEEDED = "This job needs its token: send the header Authorization: Bearer <token>"
-
-
-def bearer_header(request: HTTPConnection) -> str | None:
-    """The token of `Authorization: Bearer <token>` alone, or None."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+# The sentences and statuses of a refusal are in errors.py's table (re-exported for callers).
+__all__ = ["JOB_NOT_FOUND", "NOT_YOURS", "TOKEN_NEEDED", "bearer_header", "is_teacher"]
 
 
 def bearer_token(request: HTTPConnection) -> str | None:
-    """The token of `Authorization: Bearer <token>`, else the teacher's or student's class
-    cookie (security.py), or None."""
-    return bearer_header(request) or security.cookie_token(request)
-
-
-def is_teacher(settings: Settings, token: str | None) -> bool:
-    """The teacher token of the settings, or a teacher session from POST
-    /api/class/teacher/login."""
-    teacher = settings.teacher_token
-    if token and teacher and security.same_secret(token, teacher):
-        return True
-    return security.is_teacher_session(settings, token)
+    """The caller's token: `Authorization: Bearer <token>`, a websocket's `?token=`, else the
+    teacher's or student's class cookie (classroom/tokens.py reads it, for the checks too)."""
+    return caller_token(request)
 
 
 def authorize_job(store: Store, settings: Settings, job_id: str, token: str | None) -> dict:
-    """The job's row if `token` may touch it: 404 `Job not found`, else 403 when the server is
-    not open and the token is neither the job's nor the teacher's. Websockets call it with
-    their `?token=`."""
+    """The job's row if `token` may touch it: JobNotFound (404), else TokenNeeded or NotYours
+    (403) when the server is not open and the token is neither the job's nor the teacher's.
+    Websockets call it with their `?token=`."""
     job = store.get_job(job_id)
     if job is None:
-        raise HTTPException(status_code=404, detail=JOB_NOT_FOUND)
+        raise JobNotFound(job_id)
     if settings.is_open or is_teacher(settings, token):
         return job
     if token is None:
-        raise HTTPException(status_code=403, detail=TOKEN_NEEDED)
-    if not security.same_secret(token, job["token"]):
-        raise HTTPException(status_code=403, detail=NOT_YOURS)
+        raise TokenNeeded()
+    if not same_secret(token, job["token"]):
+        raise NotYours()
     return job
 
 

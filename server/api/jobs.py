@@ -3,18 +3,21 @@
 Each route checks what a client sent (spec, token, limits, transition) and hands the work to the
 engine as a command; it never touches a model. Errors: 404 `Job not found`, 403 (deps.py), 409
 for an impossible transition (the engine's message), 422 for a bad spec, 429 at a job limit,
-503 while the engine cannot answer.
+503 while the engine cannot answer (errors.py's table renders the engine's errors).
+
+A route that commands the engine is async: it awaits the engine's future on the event loop
+(errors.engine_answer, at most 60 s), so a class waiting on a busy engine holds no threadpool
+thread; the checks before it that read files or write SQLite run in the threadpool.
 """
 
 from __future__ import annotations
 
 import secrets
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from server import disk
@@ -30,10 +33,9 @@ from server.api.deps import (
     quota_scopes,
     resume_refusal,
 )
+from server.api.errors import engine_answer
 from server.config import Settings
 from server.data.ownership import EVERYONE, Viewer
-from server.engine.engine import Conflict, EngineStopped, JobNotFound
-from server.engine.exports import ExportCrashed, ExportsBusy
 from server.export import FORMATS, ExportError
 from server.spec.errors import SpecError
 from server.spec.job import JobPatch, JobSpec
@@ -41,8 +43,6 @@ from server.store import SERVER_FULL, LimitReached, finite
 
 router = APIRouter(tags=["jobs"])
 
-ENGINE_TIMEOUT_S = 60.0
-ENGINE_BUSY = "The training engine is busy; try again in a moment."
 TEACHER_OWNER = "teacher"
 RETRY_LATER = {"Retry-After": "30"}  # when others' jobs end, there is room again
 
@@ -55,25 +55,6 @@ class ControlRequest(BaseModel):
     unit: Literal["batch", "epoch"] = Field(
         "batch", description="For step: one batch (default) or the rest of the epoch."
     )
-
-
-def _wait(future: Future):
-    """The engine's answer, with its errors as HTTP statuses."""
-    try:
-        return future.result(timeout=ENGINE_TIMEOUT_S)
-    except JobNotFound:
-        raise HTTPException(404, "Job not found") from None
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
-    except ExportError as exc:
-        raise HTTPException(422, exc.detail()) from None
-    except ExportsBusy as exc:  # H3: a bounded number of conversions at once
-        raise HTTPException(503, str(exc),
-                            headers={"Retry-After": str(exc.retry_after)}) from None
-    except ExportCrashed as exc:
-        raise HTTPException(503, str(exc)) from None
-    except (EngineStopped, FutureTimeout):
-        raise HTTPException(503, ENGINE_BUSY) from None
 
 
 def _iso(t: float | None) -> str | None:
@@ -152,12 +133,22 @@ def _owner(settings: Settings, token: str | None, request: Request) -> str:
 
 
 @router.post("/jobs", status_code=201)
-def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: StoreDep,
-               datasets: DatasetsDep, engine: EngineDep, token: TokenDep,
-               viewer: ViewerDep) -> dict:
+async def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: StoreDep,
+                     datasets: DatasetsDep, engine: EngineDep, token: TokenDep,
+                     viewer: ViewerDep) -> dict:
     """Check the spec and queue the job. Send `Authorization: Bearer <token>` to create it
     under a token you already hold (one token for all your jobs); otherwise a new one is made.
     """
+    row, job_token, spec_json = await run_in_threadpool(
+        _admit, spec, request, settings, store, datasets, token, viewer)
+    await engine_answer(engine.create(row["id"], spec_json))
+    return {"id": row["id"], "token": job_token, **live_view(store, engine, row)}
+
+
+def _admit(spec: JobSpec, request: Request, settings: Settings, store, datasets,
+           token: str | None, viewer: Viewer) -> tuple[dict, str, dict]:
+    """Check a new job against the model check, the disk and the limits, and store it:
+    (its row, its token, its spec as JSON)."""
     report = _check_model(spec, datasets, settings, spec.training.batch_size, viewer)
     teacher = is_teacher(settings, token)
     job_token = token if token and not teacher else secrets.token_urlsafe(18)
@@ -183,8 +174,7 @@ def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: St
     except LimitReached as exc:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         raise HTTPException(429, str(exc), headers=headers) from None
-    _wait(engine.create(row["id"], spec_json))
-    return {"id": row["id"], "token": job_token, **live_view(store, engine, row)}
+    return row, job_token, spec_json
 
 
 @router.get("/jobs")
@@ -227,19 +217,20 @@ def get_metrics(job: AuthorizedJobDep, store: StoreDep, engine: EngineDep,
 
 
 @router.post("/jobs/{job_id}/control")
-def control_job(body: ControlRequest, job: AuthorizedJobDep, request: Request,
-                settings: SettingsDep, store: StoreDep, engine: EngineDep,
-                token: TokenDep) -> dict:
-    refusal = body.action == "resume" and resume_refusal(store, settings, job, token)
+async def control_job(body: ControlRequest, job: AuthorizedJobDep, request: Request,
+                      settings: SettingsDep, store: StoreDep, engine: EngineDep,
+                      token: TokenDep) -> dict:
+    refusal = body.action == "resume" and await run_in_threadpool(
+        resume_refusal, store, settings, job, token)
     if refusal:
         raise HTTPException(429, refusal, headers=RETRY_LATER if refusal == SERVER_FULL else None)
-    _wait(engine.control(job["id"], body.action, body.unit))
+    await engine_answer(engine.control(job["id"], body.action, body.unit))
     return live_view(store, engine, job)
 
 
 @router.patch("/jobs/{job_id}")
-def patch_job(patch: JobPatch, job: AuthorizedJobDep, settings: SettingsDep, store: StoreDep,
-              datasets: DatasetsDep, engine: EngineDep) -> dict:
+async def patch_job(patch: JobPatch, job: AuthorizedJobDep, settings: SettingsDep,
+                    store: StoreDep, datasets: DatasetsDep, engine: EngineDep) -> dict:
     """Change the learning rate, momentum, batch size, regularization or epochs (or the
     name), running or not."""
     changes = patch.model_dump(mode="json", exclude_unset=True)
@@ -249,29 +240,27 @@ def patch_job(patch: JobPatch, job: AuthorizedJobDep, settings: SettingsDep, sto
         batch_size = training.get("batch_size") or spec.training.batch_size
         if training.get("epochs") is not None:
             spec.training.epochs = training["epochs"]
-        _check_model(spec, datasets, settings, batch_size)
-    _wait(engine.patch(job["id"], changes))
+        await run_in_threadpool(_check_model, spec, datasets, settings, batch_size)
+    await engine_answer(engine.patch(job["id"], changes))
     return live_view(store, engine, job)
 
 
 @router.delete("/jobs/{job_id}", status_code=204)
-def delete_job(job: AuthorizedJobDep, engine: EngineDep) -> Response:
-    _wait(engine.delete(job["id"]))
+async def delete_job(job: AuthorizedJobDep, engine: EngineDep) -> Response:
+    await engine_answer(engine.delete(job["id"]))
     return Response(status_code=204)
 
 
 @router.get("/jobs/{job_id}/model")
-def download_model(job: AuthorizedJobDep, engine: EngineDep,
-                   format: str = "safetensors") -> Response:
+async def download_model(job: AuthorizedJobDep, engine: EngineDep,
+                         format: str = "safetensors") -> Response:
     """The trained model as a file; `format` is one of those offered (safetensors here)."""
     if format not in FORMATS:
         offered = ", ".join(FORMATS)
-        raise HTTPException(422, [{
-            "loc": ["query", "format"], "type": "value_error",
-            "msg": f"format {format!r} is not offered; offered formats: {offered}",
-        }])
+        raise ExportError(f"format {format!r} is not offered; offered formats: {offered}",
+                          ("query", "format"))
     kind = FORMATS[format]
-    data = _wait(engine.export(job["id"], format))
+    data = await engine_answer(engine.export(job["id"], format))
     filename = f"job-{job['id']}.{kind.extension}"
     return Response(content=data, media_type=kind.media_type,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -3,8 +3,8 @@
 Python's json module reads `NaN`, `Infinity` and `-Infinity`, turns a number too large for a
 float (`1e400`) into infinity, and keeps a lone surrogate (`"\\ud800"`) in a string, though no
 UTF-8 text can hold one. A route would then store or echo a value that JSON (or SQLite) cannot
-write back. `JsonGuard` reads each JSON request body (after security.Guard has bounded its
-size), looks for those values anywhere in it, and answers 422 in FastAPI's `detail` shape with
+write back. `JsonGuard` reads each JSON request body (after classroom.limits.BodyLimit has bounded
+its size), looks for those values anywhere in it, and answers 422 in FastAPI's `detail` shape with
 the location of each, so no route ever sees one. Bodies nested deeper than `MAX_DEPTH` are
 refused the same way. Other bodies (multipart uploads) pass untouched.
 

@@ -2,8 +2,8 @@
 
 Read-only: job counts by state (store), training steps and their rate (the engine's progress,
 compared between two scrapes), stream clients and frames (hub), open websockets and refused
-requests (security.Guard), commands waiting for the engine. Who may read it:
-settings.metrics_access (in class mode, by default, the teacher only).
+requests (the classroom checks, app.state.guard), commands waiting for the engine. Who may
+read it: settings.metrics_access (in class mode, by default, the teacher only).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 
 from server import __version__
+from server.api.classroom.refusals import REASONS
 from server.api.deps import SettingsDep, TokenDep, is_teacher
 from server.config import Settings
 from server.store import STATUSES
@@ -105,7 +106,7 @@ def render(state) -> str:
            "Requests refused before any route: host, origin, rate, body, join, jobs, streams, "
            "token.",
            [({"reason": r}, refused.get(r, 0))
-            for r in ("host", "origin", "rate", "body", "join", "jobs", "streams", "token")])
+            for r in REASONS])
     return "\n".join(out) + "\n"
 
 

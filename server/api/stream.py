@@ -20,14 +20,9 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from server.api import hello as hello_parts
-from server.api import security
-from server.api.deps import (
-    JOB_NOT_FOUND,
-    authorize_job,
-    bearer_token,
-    is_teacher,
-    resume_refusal,
-)
+from server.api.classroom.tokens import is_member
+from server.api.deps import authorize_job, bearer_token, resume_refusal
+from server.api.errors import ERRORS, close_for
 from server.spec.job import JobPatch
 from server.stream.hub import CLOSE_TIMEOUT, ClientGone, Subscription, frame_layout
 from server.stream.limits import (
@@ -58,12 +53,8 @@ def _authorize(store, settings, job_id: str, token: str | None) -> tuple[dict | 
     """(the job's row, None) when `token` may watch it, else (None, (close code, reason))."""
     try:
         return authorize_job(store, settings, job_id, token), ()
-    except HTTPException as exc:
-        if exc.status_code == 404:
-            return None, (4404, JOB_NOT_FOUND)
-        if token is None:
-            return None, (4401, "This job needs its token: add ?token=<token> to the URL")
-        return None, (4403, str(exc.detail))
+    except tuple(ERRORS) as exc:  # the close code and reason: errors.py's table
+        return None, close_for(exc)
 
 
 def _status_message(job: dict) -> dict:
@@ -151,7 +142,7 @@ def _client_key(websocket: WebSocket, settings, token: str | None) -> str:
     """A class member's or the teacher's token (signed: made-up ones are not keys), else the
     client's address."""
     with contextlib.suppress(Exception):  # an odd token is no key: the address is
-        if token and (security.student_name(settings, token) or is_teacher(settings, token)):
+        if token and is_member(settings, token):
             return "token:" + token
     return "address:" + (websocket.client.host if websocket.client else "unknown")
 

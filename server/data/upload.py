@@ -62,7 +62,8 @@ MISSING = ("nan", "na", "null")
 
 
 class UploadError(ValueError):
-    """A bad upload; `field` is the form field at fault (file, target, task, name)."""
+    """A bad upload; `field` is the form field at fault (file, target, task, name); a 422
+    (server/api/errors.py renders it, with the row and column when known)."""
 
     def __init__(self, msg: str, field: str = "file", row: int | None = None,
                  column: str | None = None) -> None:
@@ -71,15 +72,6 @@ class UploadError(ValueError):
         self.field = field
         self.row = row
         self.column = column
-
-    def detail(self) -> list[dict]:
-        """FastAPI's 422 `detail` list."""
-        item: dict = {"loc": ["body", self.field], "msg": self.msg, "type": "value_error"}
-        if self.row is not None:
-            item["row"] = self.row
-        if self.column is not None:
-            item["column"] = self.column
-        return [item]
 
 
 class UploadParams(Params):

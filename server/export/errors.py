@@ -1,4 +1,5 @@
-"""ExportError: a model that cannot be exported in the format asked for (422, never a 500)."""
+"""ExportError: a model that cannot be exported in the format asked for (422, never a 500;
+server/api/errors.py renders it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,3 @@ class ExportError(ValueError):
     def __init__(self, msg: str, loc: tuple[str, ...] = ("query", "format")) -> None:
         super().__init__(msg)
         self.loc = loc
-
-    def detail(self) -> list[dict]:
-        """FastAPI's 422 `detail` list for this error."""
-        return [{"loc": list(self.loc), "msg": str(self), "type": "value_error"}]

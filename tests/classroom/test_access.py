@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from server.api import classroom, security
+from server.api.classroom import refusals, sessions, tokens
+from server.api.classroom.teacher import TEACHER_ONLY
 from server.api.deps import NOT_YOURS, TOKEN_NEEDED
 from tests.classroom.conftest import CODE, PASSWORD, SPEC
 
@@ -90,7 +91,7 @@ def test_class_jobs_is_the_teachers(room, cast, actor, status):
     with room.http(cast[actor]) as c:
         r = c.get("/api/class/jobs")
     assert r.status_code == status
-    assert r.json()["detail"] == classroom.TEACHER_ONLY
+    assert r.json()["detail"] == TEACHER_ONLY
 
 
 def test_delete_own_and_teacher_deletes_any(room, cast):
@@ -121,7 +122,7 @@ def test_who_may_create(room, cast, actor, status):
         r = c.post("/api/jobs", json={**SPEC, "start": False})
     assert r.status_code == status, r.text
     if status == 401:
-        assert r.json()["detail"] == security.JOIN_FIRST
+        assert r.json()["detail"] == refusals.JOIN_FIRST
     if actor == "ada":
         assert r.json()["token"] == cast["ada"]  # the student's token is the job's token
 
@@ -129,13 +130,13 @@ def test_who_may_create(room, cast, actor, status):
 def test_join_and_login_refusals(room):
     with room.http() as c:
         r = c.post("/api/class/join", json={"code": "WRONG1", "name": "Eve"})
-        assert (r.status_code, r.json()["detail"]) == (403, classroom.WRONG_CODE)
+        assert (r.status_code, r.json()["detail"]) == (403, sessions.WRONG_CODE)
         r = c.post("/api/class/join", json={"code": CODE, "name": "   "})
-        assert (r.status_code, r.json()["detail"]) == (422, classroom.BAD_NAME)
+        assert (r.status_code, r.json()["detail"]) == (422, sessions.BAD_NAME)
         r = c.post("/api/class/join", json={"code": CODE.lower(), "name": "Cy"})
         assert r.status_code == 200  # codes are read aloud: case does not matter
         r = c.post("/api/class/teacher/login", json={"password": "guess"})
-        assert (r.status_code, r.json()["detail"]) == (401, classroom.WRONG_PASSWORD)
+        assert (r.status_code, r.json()["detail"]) == (401, sessions.WRONG_PASSWORD)
     with room.http() as c:
         assert c.get("/api/class").json()["role"] is None
 
@@ -145,7 +146,7 @@ def test_cookies(room, cast):
     with room.http() as c:
         r = c.post("/api/class/join", json={"code": CODE, "name": "Dee"})
         cookie = r.headers["set-cookie"]
-        assert cookie.startswith(security.STUDENT_COOKIE + "=")
+        assert cookie.startswith(tokens.STUDENT_COOKIE + "=")
         assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
         token = r.json()["token"]
         # The page's requests carry only the cookie (and the browser's same-site Origin).
@@ -158,13 +159,13 @@ def test_cookies(room, cast):
         assert (info["role"], info["name"]) == ("student", "Dee") and "class_code" not in info
         again = c.post("/api/class/join", json={"code": CODE, "name": "Dee"}).json()["token"]
         assert again == token  # joining again from the same browser keeps the jobs
-        cookie_header = {"Cookie": f"{security.STUDENT_COOKIE}={token}"}
+        cookie_header = {"Cookie": f"{tokens.STUDENT_COOKIE}={token}"}
     assert room.stream_outcome(job, headers=cookie_header) == "hello"
     assert room.stream_outcome(cast["job_a"], headers=cookie_header) == 4403
 
     with room.http() as t:
         r = t.post("/api/class/teacher/login", json={"password": PASSWORD})
-        assert security.TEACHER_COOKIE in r.headers["set-cookie"]
+        assert tokens.TEACHER_COOKIE in r.headers["set-cookie"]
         info = t.get("/api/class").json()
         assert info["role"] == "teacher" and info["class_code"] == CODE
         assert info["student_urls"][0] == room.url + "/"
@@ -190,18 +191,18 @@ def test_tokens_are_signed(tmp_path):
     from server.config import Settings
 
     settings = Settings(data_dir=tmp_path, open_mode="false", teacher_password="abcdefg")
-    token = security.student_token(settings, "Zoë Ünal")
-    assert security.student_name(settings, token) == "Zoë Ünal"
+    token = tokens.student_token(settings, "Zoë Ünal")
+    assert tokens.student_name(settings, token) == "Zoë Ünal"
     head, _, sig = token.rpartition(".")
     other = "A" if sig[0] != "A" else "B"
-    assert security.student_name(settings, f"{head}.{other}{sig[1:]}") is None
-    assert security.student_name(settings, head.replace(head.split(".")[2], "Qm9i") + "." + sig) \
+    assert tokens.student_name(settings, f"{head}.{other}{sig[1:]}") is None
+    assert tokens.student_name(settings, head.replace(head.split(".")[2], "Qm9i") + "." + sig) \
         is None  # a changed name breaks the signature
-    session = security.teacher_session(settings)
-    assert security.is_teacher_session(settings, session)
-    assert not security.is_teacher_session(settings, token)
+    session = tokens.teacher_session(settings)
+    assert tokens.is_teacher_session(settings, session)
+    assert not tokens.is_teacher_session(settings, token)
     changed = settings.model_copy(update={"teacher_password": "another-one"})
-    assert not security.is_teacher_session(changed, session)  # new password: signed out
+    assert not tokens.is_teacher_session(changed, session)  # new password: signed out
 
 
 def test_student_plays_and_pauses_over_the_stream(room, cast):

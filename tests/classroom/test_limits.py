@@ -14,7 +14,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from server.api import classroom, security
+from server.api.classroom import limits, refusals, sweeper
 from server.store import SERVER_FULL
 from tests.classroom.conftest import CODE, SPEC
 
@@ -113,7 +113,7 @@ def test_body_and_upload_size(tight):
     with tight.http(dee) as c:
         padded = json.dumps({**SPEC, "start": False}) + " " * 5000
         r = c.post("/api/jobs", content=padded, headers={"Content-Type": "application/json"})
-        assert (r.status_code, r.json()["detail"]) == (413, security.BODY_TOO_LARGE)
+        assert (r.status_code, r.json()["detail"]) == (413, refusals.BODY_TOO_LARGE)
 
         def chunks():  # no Content-Length: counted as it arrives
             yield json.dumps({**SPEC, "start": False}).encode()
@@ -121,7 +121,7 @@ def test_body_and_upload_size(tight):
                 yield b" " * 1000
 
         r = c.post("/api/jobs", content=chunks(), headers={"Content-Type": "application/json"})
-        assert (r.status_code, r.json()["detail"]) == (413, security.BODY_TOO_LARGE)
+        assert (r.status_code, r.json()["detail"]) == (413, refusals.BODY_TOO_LARGE)
         csv = "x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(400))
         assert len(csv) > 2048
         r = c.post("/api/datasets", files={"file": ("big.csv", csv, "text/csv")},
@@ -139,7 +139,7 @@ def test_streams_per_student(tight):
         with tight.ws(job, eve) as third, pytest.raises(ConnectionClosed) as closed:
             third.recv(timeout=15)
         refusal = closed.value.rcvd
-        assert (refusal.code, refusal.reason) == (4429, security.TOO_MANY_STREAMS)
+        assert (refusal.code, refusal.reason) == (4429, refusals.TOO_MANY_STREAMS)
         assert tight.stream_outcome(job, teacher) == "hello"  # the teacher is not counted
         first.close()
         time.sleep(0.3)
@@ -156,7 +156,7 @@ def test_rate_limit_idle_jobs_and_idle_streams(tmp_room):
         codes = [r.status_code for r in answers]
         assert 429 in codes and codes[0] == 200, codes
         refused = answers[codes.index(429)]
-        assert refused.json()["detail"] == security.TOO_MANY_REQUESTS
+        assert refused.json()["detail"] == refusals.TOO_MANY_REQUESTS
         assert int(refused.headers["retry-after"]) >= 1
         assert c.get("/api/health").status_code == 200  # never limited
         with room.http(gus) as other:
@@ -171,14 +171,14 @@ def test_rate_limit_idle_jobs_and_idle_streams(tmp_room):
             row = c.get(f"/api/jobs/{job}").json()
             if row["status"] == "stopped":
                 break
-        assert (row["status"], row["stop_reason"]) == ("stopped", classroom.IDLE_STOPPED)
+        assert (row["status"], row["stop_reason"]) == ("stopped", sweeper.IDLE_STOPPED)
 
     # A stream whose client sends nothing is closed with 4408.
     start = time.monotonic()
     with room.ws(job, fay) as ws, pytest.raises(ConnectionClosed) as closed:
         while True:
             ws.recv(timeout=15)
-    assert closed.value.rcvd.code == security.CLOSE_IDLE
+    assert closed.value.rcvd.code == refusals.CLOSE_IDLE
     assert 1.0 < time.monotonic() - start < 12
 
 
@@ -197,19 +197,19 @@ def test_guessing_the_password_or_code_is_slowed(tmp_room):
         # Each wrong password costs 0.5 s, in which the budget refills a little: the refusal
         # comes after the burst, give or take one attempt on a busy machine.
         codes = [c.post("/api/class/teacher/login", json={"password": "guess"}).status_code
-                 for _ in range(classroom.WRONG_ATTEMPTS_BURST + 2)]
-        assert codes[:classroom.WRONG_ATTEMPTS_BURST] == [401] * classroom.WRONG_ATTEMPTS_BURST
+                 for _ in range(limits.WRONG_ATTEMPTS_BURST + 2)]
+        assert codes[:limits.WRONG_ATTEMPTS_BURST] == [401] * limits.WRONG_ATTEMPTS_BURST
         r = c.post("/api/class/teacher/login", json={"password": "guess"})
-        assert (r.status_code, r.json()["detail"]) == (429, classroom.TOO_MANY_ATTEMPTS)
+        assert (r.status_code, r.json()["detail"]) == (429, limits.TOO_MANY_ATTEMPTS)
         assert int(r.headers["retry-after"]) >= 1
         # The class behind this one address still joins: codes have their own budget.
         assert c.post("/api/class/join", json={"code": CODE, "name": "Ada"}).status_code == 200
         codes = [c.post("/api/class/join", json={"code": "NOPE", "name": "X"}).status_code
-                 for _ in range(classroom.WRONG_CODES_BURST)]
-        assert codes == [403] * classroom.WRONG_CODES_BURST
+                 for _ in range(limits.WRONG_CODES_BURST)]
+        assert codes == [403] * limits.WRONG_CODES_BURST
         for _ in range(3):  # at most what refilled (one per 2 s) while those were sent
             r = c.post("/api/class/join", json={"code": "NOPE", "name": "X"})
             if r.status_code == 429:
                 break
-        assert (r.status_code, r.json()["detail"]) == (429, classroom.TOO_MANY_ATTEMPTS)
+        assert (r.status_code, r.json()["detail"]) == (429, limits.TOO_MANY_ATTEMPTS)
         assert c.get("/api/class").status_code == 200  # only guessing is slowed

@@ -7,7 +7,7 @@ import re
 import time
 
 from server.api.prometheus import StepRate
-from server.api.security import RateLimiter
+from server.ratelimit import RateLimiter
 
 LINE = re.compile(r'^([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.e+]+|NaN)$')
 

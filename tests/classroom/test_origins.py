@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from server.api import security
+from server.api.classroom import origins, refusals
 from server.config import Settings
 
 
@@ -84,7 +84,7 @@ def test_refused_post(room, owner, index):
         r = c.post(f"/api/jobs/{job}/control", json={"action": "pause"}, headers=headers)
     assert r.status_code == 403, name
     host_bad = "evil" in headers.get("Host", "")
-    assert r.json()["detail"] == (security.HOST_REFUSED if host_bad else security.ORIGIN_REFUSED)
+    assert r.json()["detail"] == (refusals.HOST_REFUSED if host_bad else refusals.ORIGIN_REFUSED)
 
 
 @pytest.mark.parametrize("index", range(6))
@@ -100,7 +100,7 @@ def test_allowed(room, owner, index):
 def test_reads_from_a_forged_host_are_refused(room):
     with room.http() as c:
         r = c.get("/api/catalog", headers={"Host": "evil.example"})
-    assert (r.status_code, r.json()["detail"]) == (403, security.HOST_REFUSED)
+    assert (r.status_code, r.json()["detail"]) == (403, refusals.HOST_REFUSED)
 
 
 def test_open_mode_is_guarded_too(server):
@@ -112,7 +112,7 @@ def test_open_mode_is_guarded_too(server):
                                         "model": {"layers": []}}).json()["id"]
         r = c.post(f"/api/jobs/{job}/control", json={"action": "pause"},
                    headers={"Origin": "http://evil.example"})
-        assert (r.status_code, r.json()["detail"]) == (403, security.ORIGIN_REFUSED)
+        assert (r.status_code, r.json()["detail"]) == (403, refusals.ORIGIN_REFUSED)
         assert c.delete(f"/api/jobs/{job}", headers={"Origin": "null"}).status_code == 403
     path = f"/api/jobs/{job}/stream"
     assert raw_handshake(server.port, path, {"Origin": "http://evil.example"}) == 403
@@ -122,18 +122,18 @@ def test_open_mode_is_guarded_too(server):
 def test_allow_lists_from_settings():
     settings = Settings(host="0.0.0.0", allowed_hosts=("playground.school.example",),
                         allowed_origins=("https://playground.school.example",))
-    assert security.host_allowed(settings, "playground.school.example")
-    assert security.host_allowed(settings, "127.0.0.1:8000")  # the health check
-    assert not security.host_allowed(settings, "192.168.1.10:8000")  # listed names only
-    assert not security.host_allowed(settings, "evil.example")
+    assert origins.host_allowed(settings, "playground.school.example")
+    assert origins.host_allowed(settings, "127.0.0.1:8000")  # the health check
+    assert not origins.host_allowed(settings, "192.168.1.10:8000")  # listed names only
+    assert not origins.host_allowed(settings, "evil.example")
     # behind TLS the app sees http, the page is https: the listed origin is allowed
-    assert security.origin_allowed(settings, "https://playground.school.example",
+    assert origins.origin_allowed(settings, "https://playground.school.example",
                                    "playground.school.example", "http")
-    assert not security.origin_allowed(settings, "https://evil.example",
+    assert not origins.origin_allowed(settings, "https://evil.example",
                                        "playground.school.example", "http")
     anything = Settings(allowed_hosts=("*",))
-    assert security.host_allowed(anything, "whatever.example")
+    assert origins.host_allowed(anything, "whatever.example")
     default = Settings(host="0.0.0.0")
-    assert security.host_allowed(default, "10.0.0.7:8000")
-    assert security.host_allowed(default, "[fe80::1]:8000")
-    assert not security.host_allowed(default, "evil.example:8000")
+    assert origins.host_allowed(default, "10.0.0.7:8000")
+    assert origins.host_allowed(default, "[fe80::1]:8000")
+    assert not origins.host_allowed(default, "evil.example:8000")

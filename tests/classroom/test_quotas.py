@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.api import classroom, security
+from server.api.classroom import refusals
+from server.api.classroom.teacher import STUDENT_NOT_FOUND
 from tests.classroom.conftest import CODE, SPEC, ClassRoom, class_env
 from tests.conftest import start_server, stop_server
 
@@ -127,12 +128,12 @@ def test_the_teacher_sees_and_removes_a_student(quota_room):
             assert c.get(f"/api/jobs/{job_id}").status_code == 404
         assert c.get(f"/api/jobs/{kept}").status_code == 200  # Ivy keeps hers
         r = c.delete(f"/api/class/students/{hal_id}")
-        assert (r.status_code, r.json()["detail"]) == (404, classroom.STUDENT_NOT_FOUND)
+        assert (r.status_code, r.json()["detail"]) == (404, STUDENT_NOT_FOUND)
     # Hal's token is revoked: no more jobs, no streams, and the page sends him to join.
     with quota_room.http(hal) as c:
         r = c.post("/api/jobs", json=SPEC)
-        assert (r.status_code, r.json()["detail"]) == (401, security.SIGNED_OUT)
+        assert (r.status_code, r.json()["detail"]) == (401, refusals.SIGNED_OUT)
         assert c.get("/api/jobs").status_code == 401
         assert c.get("/api/class").json()["role"] is None
-    assert quota_room.stream_outcome(kept, hal) == security.CLOSE_SIGNED_OUT == 4401
-    assert security.SIGNED_OUT.startswith("This sign-in has ended")
+    assert quota_room.stream_outcome(kept, hal) == refusals.CLOSE_SIGNED_OUT == 4401
+    assert refusals.SIGNED_OUT.startswith("This sign-in has ended")

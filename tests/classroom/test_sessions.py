@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.api import classroom, prometheus, security
+from server.api import prometheus
+from server.api.classroom import limits, refusals
+from server.api.classroom.teacher import TEACHER_ONLY
 from tests.classroom.conftest import CODE, PASSWORD, ClassRoom, class_env
 from tests.conftest import start_server, stop_server
 
@@ -22,7 +24,7 @@ def test_teacher_logout_ends_the_session_even_after_a_restart(tmp_path):
             assert c.get("/api/class/jobs").status_code == 200
             assert c.post("/api/class/teacher/logout").status_code == 200
             r = c.get("/api/class/jobs")
-            assert (r.status_code, r.json()["detail"]) == (403, classroom.TEACHER_ONLY)
+            assert (r.status_code, r.json()["detail"]) == (403, TEACHER_ONLY)
         with room.http(other) as c:
             assert c.get("/api/class/jobs").status_code == 200  # others stay signed in
     finally:
@@ -56,7 +58,7 @@ def test_a_students_sign_out_revokes_every_copy_of_the_token(room):
         assert browser.post("/api/class/leave").status_code == 200
     with room.http(token) as c:  # the same token from another tab or a script
         r = c.get(f"/api/jobs/{job}")
-        assert (r.status_code, r.json()["detail"]) == (401, security.SIGNED_OUT)
+        assert (r.status_code, r.json()["detail"]) == (401, refusals.SIGNED_OUT)
         assert c.post("/api/jobs", json={"dataset": {"name": "xor"},
                                          "model": {"layers": []}}).status_code == 401
     with room.http(room.teacher()) as c:  # the teacher still sees Kim and the job
@@ -81,7 +83,7 @@ def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_room):
     # Not a proxy of ours: X-Forwarded-For is ignored, so spoofing it buys no fresh budget.
     refused_at = wrong_joins_until_refused(plain, spoof=True)
     # The burst, plus the one or two the budget refills (one per 2 s) on a slow machine.
-    assert classroom.WRONG_CODES_BURST + 1 <= refused_at <= classroom.WRONG_CODES_BURST + 3
+    assert limits.WRONG_CODES_BURST + 1 <= refused_at <= limits.WRONG_CODES_BURST + 3
     proxied = tmp_room(PLAYGROUND_RATE_LIMIT_PER_SECOND="0", PLAYGROUND_TRUSTED_PROXIES="127.0.0.1")
     assert wrong_joins_until_refused(proxied, spoof=True) == 0  # each address its own budget
     with proxied.http() as c:
@@ -100,7 +102,7 @@ def test_metrics_and_api_docs_follow_their_settings(tmp_room, room):
         assert (r.status_code, r.json()["detail"]) == (401, prometheus.METRICS_TEACHER)
         for path in ("/docs", "/redoc", "/openapi.json"):
             r = c.get(path)
-            assert (r.status_code, r.json()["detail"]) == (404, security.DOCS_OFF), path
+            assert (r.status_code, r.json()["detail"]) == (404, refusals.DOCS_OFF), path
     with room.http(room.join("Mo")) as c:
         assert c.get("/metrics").status_code == 403
     with room.http(teacher) as c:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.api.errors import detail_of
 from server.config import Settings
 from server.data.registry import DataRegistry
 from server.data.upload import UploadError
@@ -106,7 +107,7 @@ def test_bad_files_name_the_row_or_column(registry: DataRegistry, content, targe
     for word in words:
         assert word in err.value.msg, err.value.msg
     assert "bad" not in registry.names()
-    assert err.value.detail()[0]["loc"][0] == "body"
+    assert detail_of(err.value)[0]["loc"][0] == "body"
 
 
 def test_too_many_classes(registry: DataRegistry) -> None:

@@ -22,6 +22,7 @@ import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
+from server.api.errors import detail_of
 from server.export import FORMATS, ExportError, export_job_model, export_model
 from server.nn.build import build_model
 from server.spec.job import JobSpec, ModelSpec
@@ -218,7 +219,7 @@ def test_unknown_format_is_a_clear_error():
         export_model("keras", network)
     assert str(info.value) == ("unknown export format 'keras'; expected one of: safetensors, "
                                "onnx, torchscript, python")
-    assert info.value.detail()[0]["loc"] == ["query", "format"]
+    assert detail_of(info.value)[0]["loc"] == ["query", "format"]
 
 
 class Bessel(torch.nn.Module):

@@ -4,10 +4,10 @@ have been revoked.
 Kept in `<data_dir>/classroom.sqlite3` (synchronous=FULL: writes are rare and must outlive a
 crash), so that a student the teacher removed, a student who signed out and a teacher who
 logged out stay out after a restart. The revoked sets are also held in memory, because every
-request asks (security.student_name, security.is_teacher_session).
+request asks (tokens.student_name, tokens.is_teacher_session).
 
-What is not here: how tokens are made and checked (security.py) and the routes
-(classroom.py).
+What is not here: how tokens are made and checked (tokens.py) and the routes (sessions.py,
+teacher.py).
 """
 
 from __future__ import annotations
