@@ -1,158 +1,63 @@
 """Readable PyTorch source that rebuilds a network and loads its safetensors weights.
 
 The generated file needs torch only (not this server, not the safetensors package: it carries a
-twenty-line reader of the format). It holds plain `nn.Module` classes for the layer types the
-network uses (only those), a `Network` whose `layers` list is written out one constructor per
-layer with its output shape as a comment, `load(path)`, and a `__main__` that loads the weights
-and prints the output for an example input.
+twenty-line reader of the format). It holds the layer modules the network uses (only those),
+copied with `inspect.getsource` from the classes training builds (server/spec/layers/*.py), so
+the export and training cannot drift apart; a `Network` whose `layers` list is written out one
+constructor call per layer with its output shape as a comment; `load(path)`; and a `__main__`
+that loads the weights and prints the output for an example input.
 
-The source is generated from the built modules, not re-derived from the spec, so what it
-constructs is what trained: the same module tree and state dict names (`layers.0.linear.weight`),
-hence `load_state_dict(strict=True)` checks the match. A module type this generator does not
-know raises ExportError naming the layer.
+The constructor calls are read from the built modules, not re-derived from the spec, so what
+the file constructs is what trained: the same module tree and state dict names
+(`layers.0.linear.weight`), hence `load_state_dict(strict=True)` checks the match. SelfAttention
+takes the server's AttentionSpec and Shape: the file copies Shape and defines a small
+`AttentionSpec` holding only the settings the module reads. A module type this generator does
+not know raises ExportError naming the layer.
 """
 
 from __future__ import annotations
 
+import inspect
 import pprint
-import textwrap
 import unicodedata
+from collections.abc import Callable
 
 from torch import nn
 
 from server.export.errors import ExportError
 from server.nn.build import Network
-from server.spec.layers.attention import SelfAttention
+from server.spec.layers.attention import SelfAttention, sinusoidal
 from server.spec.layers.conv import Conv
 from server.spec.layers.core import Dense, SequenceBatchNorm
 from server.spec.layers.recurrent import PoolSequence, Recurrent
+from server.spec.shapes import Shape
 
-# The classes a generated file may define, each with what it needs defined before it.
-CLASS_SOURCE: dict[str, str] = {
-    "Dense": '''
-class Dense(nn.Module):
-    """Linear then activation; on a sequence it acts on every time step."""
+TRAINING_CODE: list[type | Callable] = [
+    Dense, Conv, SequenceBatchNorm, Recurrent, PoolSequence, Shape, sinusoidal, SelfAttention,
+]
+"""The server's classes and functions a generated file may copy, in the order it defines them."""
 
-    def __init__(self, linear, activation):
-        super().__init__()
-        self.linear = linear
-        self.activation = activation
+# What a class's code uses besides itself (copied with it); ATTENTION_SPEC is generated text.
+NEEDS: dict[type | Callable, list[type | Callable]] = {SelfAttention: [Shape, sinusoidal]}
 
-    def forward(self, x):  # (batch, [time,] features)
-        return self.activation(self.linear(x))  # (batch, [time,] units)
-''',
-    "Conv": '''
-class Conv(nn.Module):
-    """Conv2d then activation."""
+ATTENTION_SPEC = '''
 
-    def __init__(self, conv, activation):
-        super().__init__()
-        self.conv = conv
-        self.activation = activation
+class AttentionSpec:
+    """The settings SelfAttention reads from the server's attention layer spec (which also
+    validates them and infers shapes)."""
 
-    def forward(self, x):  # (batch, channels, height, width)
-        return self.activation(self.conv(x))  # (batch, filters, height', width')
-''',
-    "SequenceBatchNorm": '''
-class SequenceBatchNorm(nn.BatchNorm1d):
-    """BatchNorm1d over the features of a sequence (torch wants them in dimension 1)."""
+    def __init__(self, heads, d_model, causal, residual, norm):
+        self.heads, self.d_model = heads, d_model
+        self.causal, self.residual, self.norm = causal, residual, norm
 
-    def forward(self, x):  # (batch, time, features)
-        return super().forward(x.transpose(1, 2)).transpose(1, 2)
-''',
-    "Recurrent": '''
-class Recurrent(nn.Module):
-    """An RNN/LSTM/GRU (batch first) giving the whole sequence or the final state."""
+    def width(self, shape):
+        return self.d_model
+'''
 
-    def __init__(self, rnn, return_sequences):
-        super().__init__()
-        self.rnn = rnn
-        self.return_sequences = return_sequences
-        self.directions = 2 if rnn.bidirectional else 1
 
-    def forward(self, x):  # (batch, time, features)
-        out, state = self.rnn(x)  # out: (batch, time, units * directions)
-        if self.return_sequences:
-            return out
-        h = state[0] if isinstance(state, tuple) else state  # (layers * dirs, batch, units)
-        last = h[-self.directions:]  # the top layer's final state, per direction
-        return torch.cat(list(last), dim=-1)  # (batch, units * directions)
-''',
-    "PoolSequence": '''
-class PoolSequence(nn.Module):
-    """A sequence (batch, time, features) to one vector (batch, features)."""
-
-    def __init__(self, mode):
-        super().__init__()
-        self.mode = mode
-
-    def forward(self, x):  # (batch, time, features)
-        if self.mode == "last":
-            return x[:, -1]
-        if self.mode == "mean":
-            return x.mean(dim=1)
-        return x.amax(dim=1)
-''',
-    "sinusoidal": '''
-def sinusoidal(time, width):
-    """The fixed positional encoding of "Attention is all you need": (time, width)."""
-    position = torch.arange(time, dtype=torch.float32)[:, None]
-    rate = torch.exp(torch.arange(0, width, 2, dtype=torch.float32)
-                     * (-math.log(10000.0) / width))
-    pe = torch.zeros(time, width)
-    pe[:, 0::2] = torch.sin(position * rate)
-    pe[:, 1::2] = torch.cos(position * rate[: width // 2])
-    return pe
-''',
-    "SelfAttention": '''
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with optional token embedding, input projection, positional
-    encoding ("learned", "sinusoidal" or "none"), causal mask, residual sum and layer norm."""
-
-    def __init__(self, width, heads, time, tokens=None, features=None, positional="none",
-                 causal=False, residual=True, norm=True):
-        super().__init__()
-        self.heads, self.causal, self.residual = heads, causal, residual
-        self.embed = nn.Embedding(tokens, width) if tokens is not None else None
-        self.project = nn.Linear(features, width) if features is not None else None
-        self.positional = (nn.Parameter(torch.zeros(time, width)) if positional == "learned"
-                           else None)
-        self.register_buffer("fixed_positional", sinusoidal(time, width)
-                             if positional == "sinusoidal" else None, persistent=False)
-        self.query, self.key, self.value, self.out = (nn.Linear(width, width) for _ in range(4))
-        self.norm = nn.LayerNorm(width) if norm else None
-
-    def forward(self, x):  # (batch, time) token ids or (batch, time, features)
-        if self.embed is not None:
-            x = self.embed(x)  # (batch, time, width)
-        elif self.project is not None:
-            x = self.project(x)  # (batch, time, width)
-        if self.positional is not None:
-            x = x + self.positional
-        if self.fixed_positional is not None:
-            x = x + self.fixed_positional
-        b, t, d = x.shape
-        hd = d // self.heads
-
-        def split(y):
-            return y.view(b, t, self.heads, hd).transpose(1, 2)  # (batch, heads, time, hd)
-
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(hd)  # (batch, heads, time, time)
-        if self.causal:
-            future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
-        weights = scores.softmax(dim=-1)  # (batch, heads, time, time)
-        y = (weights @ v).transpose(1, 2).reshape(b, t, d)  # (batch, time, width)
-        y = self.out(y)
-        if self.residual:
-            y = x + y
-        if self.norm is not None:
-            y = self.norm(y)
-        return y  # (batch, time, width)
-''',
-}
-NEEDS = {"SelfAttention": ["sinusoidal"]}
+def training_source(obj: type | Callable) -> str:
+    """The source of a class or function of TRAINING_CODE, exactly as training runs it."""
+    return inspect.getsource(obj)
 
 READER = '''
 SAFETENSORS_DTYPES = {
@@ -236,30 +141,34 @@ def _norm_args(m: nn.modules.batchnorm._BatchNorm) -> str:
     return f"{m.num_features}, eps={m.eps!r}, momentum={m.momentum!r}"
 
 
-def module_source(m: nn.Module, used: set[str]) -> str:
-    """A Python expression that constructs a module like `m` (weights aside); adds the names
-    of the generated classes it needs to `used`. Raises ExportError for an unknown module."""
+def module_source(m: nn.Module, used: set, shape: Shape | None = None) -> str:
+    """A Python expression that constructs a module like `m` (weights aside) with the
+    constructors of the copied training code; adds what it needs of TRAINING_CODE to `used`.
+    `shape` is the shape the layer receives (attention needs it). Raises ExportError for an
+    unknown module."""
     act = _activation(m)
     if act is not None:
         return act
     kind = type(m)
     if kind is Dense:
-        used.add("Dense")
-        return f"Dense({module_source(m.linear, used)}, {module_source(m.activation, used)})"
+        used.add(Dense)
+        bias = m.linear.bias is not None
+        return (f"Dense({m.linear.in_features}, {m.linear.out_features}, bias={bias}, "
+                f"activation={module_source(m.activation, used)})")
     if kind is Conv:
-        used.add("Conv")
+        used.add(Conv)
         return f"Conv({module_source(m.conv, used)}, {module_source(m.activation, used)})"
     if kind is Recurrent:
-        used.add("Recurrent")
+        used.add(Recurrent)
         return f"Recurrent({_rnn(m.rnn)}, return_sequences={m.return_sequences})"
     if kind is PoolSequence:
-        used.add("PoolSequence")
+        used.add(PoolSequence)
         return f"PoolSequence({m.mode!r})"
     if kind is SequenceBatchNorm:
-        used.add("SequenceBatchNorm")
+        used.add(SequenceBatchNorm)
         return f"SequenceBatchNorm({_norm_args(m)})"
-    if kind is SelfAttention:
-        return _attention_source(m, used)
+    if kind is SelfAttention and shape is not None:
+        return _attention_source(m, used, shape)
     if kind is nn.Linear:
         bias = "" if m.bias is not None else ", bias=False"
         return f"nn.Linear({m.in_features}, {m.out_features}{bias})"
@@ -283,27 +192,19 @@ def module_source(m: nn.Module, used: set[str]) -> str:
     raise ExportError(f"the python export does not know the module {kind.__name__}")
 
 
-def _attention_source(m: SelfAttention, used: set[str]) -> str:
-    used.update({"SelfAttention", "sinusoidal"})
-    width = m.query.in_features
-    args = [f"width={width}", f"heads={m.heads}"]
-    time = None
+def _attention_source(m: SelfAttention, used: set, shape: Shape) -> str:
+    """SelfAttention(AttentionSpec(...), Shape(...), positional): the spec settings read back
+    from the module, the shape it received, the positional encoding it holds."""
+    used.add(SelfAttention)
     if m.positional is not None:
-        time, positional = m.positional.shape[0], "learned"
+        positional = "learned"
     elif m.fixed_positional is not None:
-        time, positional = m.fixed_positional.shape[0], "sinusoidal"
+        positional = "sinusoidal"
     else:
         positional = "none"
-    args.append(f"time={time}")
-    if m.embed is not None:
-        args.append(f"tokens={m.embed.num_embeddings}")
-    if m.project is not None:
-        args.append(f"features={m.project.in_features}")
-    args += [f"positional={positional!r}", f"causal={m.causal}", f"residual={m.residual}",
-             f"norm={m.norm is not None}"]
-    if m.norm is not None and (m.norm.eps != 1e-5 or not m.norm.elementwise_affine):
-        raise ExportError("the python export supports attention layer norm with eps 1e-5 only")
-    return f"SelfAttention({', '.join(args)})"
+    spec = (f"AttentionSpec(heads={m.heads}, d_model={m.query.in_features}, causal={m.causal}, "
+            f"residual={m.residual}, norm={m.norm is not None})")
+    return f"SelfAttention({spec}, {shape!r}, {positional!r})"
 
 
 def _top_level_args(text: str) -> list[str]:
@@ -376,12 +277,13 @@ safetensors download) and print the output for a random batch, or in Python:
 def python_source(network: Network, spec: dict | None = None) -> str:
     """The source of a module that rebuilds `network` and loads its safetensors weights."""
     spec = spec or {}
-    used: set[str] = set()
+    used: set = set()
     lines = []
+    received = [network.input_shape, *network.shapes[:-1]]
     for i, (layer, layer_spec, shape) in enumerate(
             zip(network.layers, network.layer_specs, network.shapes, strict=True)):
         try:
-            expr = module_source(layer, used)
+            expr = module_source(layer, used, received[i])
         except ExportError as err:
             raise ExportError(f"Layer {i} ({layer_spec.type}) cannot be exported as python: "
                               f"{err}; download the model as safetensors or onnx instead") from err
@@ -390,11 +292,13 @@ def python_source(network: Network, spec: dict | None = None) -> str:
         lines.append(f"            # {i}: {' '.join([layer_spec.type, words]).strip()}"
                      f" -> {shape.describe()}")
         lines.append(_wrap(expr, "            ") + ",")
-    order = [name for name in CLASS_SOURCE if name in used
-             or any(name in NEEDS.get(u, []) for u in used)]
-    classes = "\n".join(textwrap.dedent(CLASS_SOURCE[n]) for n in order)
-    imports = "import json\nimport math\nimport struct\nimport sys\n\nimport torch\nfrom torch " \
-              "import nn\n"
+    needed = used.union(*(NEEDS.get(u, []) for u in used))
+    classes = "\n\n".join(training_source(obj) for obj in TRAINING_CODE if obj in needed)
+    if SelfAttention in used:
+        classes += ATTENTION_SPEC
+    imports = ("from __future__ import annotations\n\nimport json\nimport math\nimport struct\n"
+               "import sys\n" + ("from dataclasses import dataclass\n" if Shape in needed else "")
+               + "\nimport torch\nfrom torch import nn\n")
     data = network.data
     constants = (f"INPUT_SHAPE = {tuple(data.input.dims)!r}  # per sample, without the batch\n"
                  f"INPUT_TOKENS = {data.input.tokens!r}  # vocabulary size for token ids, "
@@ -413,5 +317,5 @@ def python_source(network: Network, spec: dict | None = None) -> str:
         "            x = layer(x)\n"
         "        return x\n"
     )
-    return (_header(network, spec) + "\n" + imports + "\n" + constants + "\n" + classes
+    return (_header(network, spec) + "\n" + imports + "\n" + constants + "\n\n" + classes
             + network_class + "\n" + READER + MAIN)

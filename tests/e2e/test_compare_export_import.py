@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.e2e.shown import shown, shown_layers
 from tests.e2e.test_page import job, wait_until
 
 pytestmark = pytest.mark.browser
@@ -171,10 +172,11 @@ def test_import_tf_playground_links(server, playground, artifacts: Path):
 
     import_link(page, TF_DEFAULT)
     page.wait_for_selector("#import-report:not([hidden])", timeout=10_000)
-    state = page.evaluate("() => window.__playground.store.state")
+    state = shown(page)
     assert state["dataset"] == "circle"
-    assert state["layers"] == [{"type": "dense", "units": 4, "activation": "tanh"},
-                               {"type": "dense", "units": 2, "activation": "tanh"}]
+    assert shown_layers(page, "units", "activation") == [
+        {"type": "dense", "units": 4, "activation": "tanh"},
+        {"type": "dense", "units": 2, "activation": "tanh"}]
     assert state["features"] == ["x1", "x2"]
     assert page.input_value("#activation") == "tanh"
     assert page.inner_text("#layer-count") == "2 hidden layers"
@@ -192,9 +194,8 @@ def test_import_tf_playground_links(server, playground, artifacts: Path):
 
     import_link(page, TF_SPIRAL)
     page.wait_for_selector("#import-report:not([hidden])", timeout=10_000)
-    wait_until(lambda: page.evaluate("() => window.__playground.store.state.dataset") == "spiral",
-               5, "the spiral set")
-    state = page.evaluate("() => window.__playground.store.state")
+    wait_until(lambda: shown(page)["dataset"] == "spiral", 5, "the spiral set")
+    state = shown(page)
     answer = httpx.post(f"{server.url}/api/import/tfplayground", json={"url": TF_SPIRAL},
                         timeout=10).json()
     assert state["features"] == answer["spec"]["dataset"]["features"]

@@ -30,7 +30,8 @@ LAYOUT = """() => ({
   perColumn: [...document.querySelectorAll('.neuron-column')]
     .map(c => c.querySelectorAll('.neuron').length),
   scrollHeight: document.scrollingElement.scrollHeight,
-  units: window.__playground.store.get('layers')[0].units,
+  units: Number(document.querySelector('.neuron-column:nth-child(2) .column-title span')
+    .textContent.replace(/[^0-9]/g, '')),
   error: document.querySelector('#layer-card-0 .layer-error').textContent,
   longTasks: window.__longTasks,
 })"""

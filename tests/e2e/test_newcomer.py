@@ -17,12 +17,15 @@ from websockets.sync.client import connect
 
 from tests.conftest import start_server, stop_server
 from tests.e2e.conftest import watch
+from tests.e2e.shown import shown, shown_layers
 from tests.e2e.test_compare_export_import import TF_DEFAULT, train_to_the_end
 from tests.e2e.test_page import chart_length, epoch, get_job, job, output_pixels, wait_until
 
 pytestmark = pytest.mark.browser
 
-STATE = "() => window.__playground.store.state"
+# The page's store, read where no control shows the value: a refused entry stays in its box
+# (with the error beside it) while the setting keeps its last good value.
+KEPT = "() => window.__playground.store.state"
 
 
 def status_code(server, j: dict) -> int:
@@ -61,7 +64,7 @@ def test_reload_keeps_the_run_its_curves_and_the_runs_list(server, playground):
     page.wait_for_selector("body.ready", timeout=20_000)
     wait_until(lambda: (job(page) or {}).get("id") == second["id"], 10, "the run re-attached")
     wait_until(lambda: chart_length(page) >= points, 15, "its curves drawn again")
-    assert page.evaluate(STATE)["activation"] == "relu"
+    assert shown(page)["activation"] == "relu"
     rows = page.eval_on_selector_all("#runs tbody tr", "rs => rs.map(r => r.dataset.id)")
     assert rows == [first["id"], second["id"]]
     assert page.locator(f"#runs tr[data-id='{second['id']}']").get_attribute("class") == "current"
@@ -138,11 +141,11 @@ def first_weights(server, spec: dict) -> np.ndarray:
 
 def test_reset_draws_a_new_seed_shown_on_the_page_and_new_weights(server, playground):
     page = playground()
-    assert page.evaluate(STATE)["seed"] == 0
+    assert shown(page)["seed"] == 0
     seeds, weights = [], []
     for _ in range(2):
         page.click("#reset")
-        seed = page.evaluate(STATE)["seed"]
+        seed = shown(page)["seed"]
         assert page.input_value("#seed") == str(seed)
         assert f"seed={seed}" in hash_of(page)
         seeds.append(seed)
@@ -153,9 +156,9 @@ def test_reset_draws_a_new_seed_shown_on_the_page_and_new_weights(server, playgr
     assert not np.allclose(weights[0], weights[1])
 
     # Regenerate draws a new data seed, also shown and shared.
-    before = page.evaluate(STATE)["data_seed"]
+    before = shown(page)["data_seed"]
     page.click("#regenerate")
-    after = page.evaluate(STATE)["data_seed"]
+    after = shown(page)["data_seed"]
     assert after != before
     assert page.input_value("#data_seed") == str(after)
     assert f"data_seed={after}" in hash_of(page)
@@ -163,7 +166,7 @@ def test_reset_draws_a_new_seed_shown_on_the_page_and_new_weights(server, playgr
     # The seed can be typed.
     page.fill("#seed", "4242")
     page.press("#seed", "Enter")
-    assert page.evaluate(STATE)["seed"] == 4242
+    assert shown(page)["seed"] == 4242
     assert page.errors.real() == []
 
 
@@ -192,8 +195,8 @@ def test_a_link_opened_in_an_open_tab_resets_what_it_omits(playground):
     page = playground("dataset=xor&learning_rate=0.3&seed=7&regularization=l2")
     page.check("#show_test")
     page.evaluate("() => { location.hash = 'dataset=gauss'; }")
-    wait_until(lambda: page.evaluate(STATE)["dataset"] == "gauss", 5, "the link applied")
-    state = page.evaluate(STATE)
+    wait_until(lambda: shown(page)["dataset"] == "gauss", 5, "the link applied")
+    state = shown(page)
     assert state["learning_rate"] == 0.03
     assert state["seed"] == 0
     assert state["regularization"] == "none"
@@ -204,7 +207,7 @@ def test_a_link_opened_in_an_open_tab_resets_what_it_omits(playground):
 
 def test_a_hand_written_activation_link_sets_the_layers_too(playground):
     page = playground("activation=relu")
-    state = page.evaluate(STATE)
+    state = shown(page)
     assert [la["activation"] for la in state["layers"]] == ["relu", "relu"]
     spec = page.evaluate("() => window.__playground.store.toSpec()")
     assert {la["activation"] for la in spec["model"]["layers"]} == {"relu"}
@@ -214,17 +217,18 @@ def test_a_hand_written_activation_link_sets_the_layers_too(playground):
 
 def test_the_default_setup_is_circle_with_its_starter(server, playground):
     page = playground()
-    state = page.evaluate(STATE)
+    state = shown(page)
+    layers = shown_layers(page, "units", "activation")
     assert state["dataset"] == "circle"
     assert state["features"] == ["x1", "x2"]
-    assert state["layers"] == [{"type": "dense", "units": 4, "activation": "tanh"},
-                               {"type": "dense", "units": 2, "activation": "tanh"}]
+    assert layers == [{"type": "dense", "units": 4, "activation": "tanh"},
+                      {"type": "dense", "units": 2, "activation": "tanh"}]
     assert (state["optimizer"], state["learning_rate"], state["batch_size"]) == ("sgd", 0.03, 10)
     assert page.get_attribute(".thumb[data-name='circle']", "aria-checked") == "true"
     catalog = httpx.get(f"{server.url}/api/catalog", timeout=10).json()
     circle = next(d for d in catalog["datasets"] if d["name"] == "circle")
     if circle.get("starter"):
-        assert circle["starter"]["model"]["layers"] == state["layers"]
+        assert circle["starter"]["model"]["layers"] == layers
 
 
 def test_picking_a_data_set_applies_its_starter(server, playground):
@@ -234,7 +238,7 @@ def test_picking_a_data_set_applies_its_starter(server, playground):
         pytest.skip("this server's catalogue has no starters yet")
     page = playground()
     page.click(".thumb[data-name='spiral']")
-    state = page.evaluate(STATE)
+    state = shown(page)
     spiral = starters["spiral"]
     assert state["features"] == spiral["features"]
     units = [la["units"] for la in spiral["model"]["layers"]]
@@ -245,7 +249,7 @@ def test_picking_a_data_set_applies_its_starter(server, playground):
     assert state["epochs"] == spiral["training"]["epochs"]
     page.select_option("#problem", "classification")
     page.click(".thumb[data-name='iris']")
-    state = page.evaluate(STATE)
+    state = shown(page)
     iris = starters["iris"]
     assert state["optimizer"] == iris["training"]["optimizer"]["name"]
     assert [(la["type"], la.get("units")) for la in state["layers"]] == [
@@ -288,13 +292,13 @@ def test_step_advances_one_epoch_and_one_batch_on_request(server, playground):
 
 def test_import_refuses_text_that_is_not_a_link_and_keeps_the_setup(playground):
     page = playground("dataset=xor&learning_rate=0.1")
-    before = page.evaluate(STATE)
+    before = shown(page)
     page.click("#import-open")
     page.fill("#import-url", "hello world")
     page.click("#import-go")
     wait_until(lambda: "not a TensorFlow Playground link" in
                page.inner_text("[data-error-for='import']"), 10, "the refusal")
-    assert page.evaluate(STATE) == before
+    assert shown(page) == before
     assert page.is_hidden("#import-report")
 
 
@@ -334,12 +338,12 @@ def test_the_input_card_counts_the_active_features(playground):
 ])
 def test_out_of_range_values_stay_out_of_the_share_link(playground, control, text, message):
     page = playground("regularization=l2")
-    before = page.evaluate(STATE)[control]
+    before = page.evaluate(KEPT)[control]
     page.fill(f"#{control}", text)
     page.press(f"#{control}", "Enter")
     wait_until(lambda: page.inner_text(f"[data-error-for='{control}']") == message, 5,
                "the error beside the control")
-    assert page.evaluate(STATE)[control] == before
+    assert page.evaluate(KEPT)[control] == before
     assert f"{control}=" not in hash_of(page)
 
 
@@ -352,7 +356,7 @@ def test_a_learning_rate_that_is_not_a_number_says_so(playground):
                   ".dispatchEvent(new Event('change'))")
     wait_until(lambda: page.inner_text("[data-error-for='learning_rate']")
                == "The learning rate must be a number.", 5, "the number error")
-    assert page.evaluate(STATE)["learning_rate"] == 0.03
+    assert page.evaluate(KEPT)["learning_rate"] == 0.03
 
 
 SHOWN_ERRORS = ("es => es.filter(e => e.textContent).map(e => [e.dataset.errorFor, "

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import start_server, stop_server
 from tests.e2e.conftest import watch
+from tests.e2e.shown import shown
 
 pytestmark = pytest.mark.browser
 
@@ -249,21 +250,21 @@ def test_share_link_restores_the_setup_in_a_fresh_page(browser, playground):
     page.click("button[aria-label='Add a neuron to layer 1']")
     page.check("#show_test")
     page.select_option("#regularization", "l2")
-    spec = page.evaluate("() => window.__playground.store.toSpec()")
-    assert spec["dataset"]["features"] == ["x1", "x2", "x1*x2"]
+    settings = shown(page)
+    assert settings["features"] == ["x1", "x2", "x1*x2"]
     link = page.url
 
     other = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         fresh = playground(link.split("#", 1)[1], ctx=other)
-        assert fresh.evaluate("() => window.__playground.store.toSpec()") == spec
+        assert shown(fresh) == settings
         assert fresh.get_attribute(".thumb[data-name='xor']", "aria-checked") == "true"
         assert fresh.input_value("#learning_rate") == "0.3"
         assert fresh.input_value("#regularization") == "l2"
         assert fresh.is_checked("#show_test")
         # xor's starter (issue 11: picking a set applies its starter) plus the neuron added.
         assert fresh.input_value("#layer-0-units") == page.input_value("#layer-0-units")
-        assert int(fresh.input_value("#layer-0-units")) == spec["model"]["layers"][0]["units"]
+        assert int(fresh.input_value("#layer-0-units")) == settings["layers"][0]["units"]
         switch = fresh.locator("[aria-label='Input feature x1*x2: on']")
         assert switch.get_attribute("aria-checked") == "true"
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.shown import shown
 from tests.e2e.test_compare_export_import import TF_DEFAULT, import_link
 from tests.e2e.test_page import epoch, get_job, job, wait_until
 
@@ -20,10 +21,6 @@ pytestmark = pytest.mark.browser
 SMALL = ("dataset=circle&params=%7B%22samples%22%3A200%7D&layers="
          "%5B%7B%22type%22%3A%22dense%22%2C%22units%22%3A3%2C%22activation%22%3A%22tanh%22%7D%2C"
          "%7B%22type%22%3A%22dense%22%2C%22units%22%3A3%2C%22activation%22%3A%22tanh%22%7D%5D")
-
-
-def state(page) -> dict:
-    return page.evaluate("() => window.__playground.store.state")
 
 
 def neuron_pixels(page, column: int) -> list[str]:
@@ -83,11 +80,11 @@ def test_validation_data_and_early_stopping(server, playground, artifacts: Path)
     assert "validation loss" in page.get_attribute("#early_stopping", "title")
     page.fill("#early_stopping", "3")
     page.dispatch_event("#early_stopping", "change")
-    assert state(page)["early_stopping"] == 3
+    assert shown(page)["early_stopping"] == 3
     # Training and validation always leave test data.
     page.fill("#train_fraction", "0.9")
     page.dispatch_event("#train_fraction", "change")
-    s = state(page)
+    s = shown(page)
     assert s["train_fraction"] + s["validation_fraction"] < 1
     page.fill("#train_fraction", "0.5")
     page.dispatch_event("#train_fraction", "change")
@@ -163,7 +160,7 @@ def test_the_share_link_and_a_tf_import_carry_the_new_fields(server, playground)
     assert spec["dataset"]["validation_fraction"] == 0.3
 
     again = playground(link)
-    s = state(again)
+    s = shown(again)
     assert (s["init"], s["init_std"], s["loss"], s["momentum"]) == ("normal", 0.5, "mse", 0.7)
     assert (s["validation_fraction"], s["early_stopping"]) == (0.3, 5)
     assert again.input_value("#init") == "normal" and again.input_value("#loss") == "mse"
@@ -173,5 +170,5 @@ def test_the_share_link_and_a_tf_import_carry_the_new_fields(server, playground)
     import_link(again, TF_DEFAULT.replace("initZero=false", "initZero=true"))
     again.wait_for_selector("#import-report:not([hidden])", timeout=10_000)
     wait_until(lambda: again.input_value("#init") == "zeros", 5, "init zeros")
-    assert state(again)["validation_fraction"] == 0
+    assert shown(again)["validation_fraction"] == 0
     assert page.errors.real() == [] and again.errors.real() == []

@@ -12,11 +12,10 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.e2e.shown import shown
 from tests.e2e.test_page import epoch, wait_until
 
 pytestmark = pytest.mark.browser
-
-STATE = "() => window.__playground.store.state"
 
 
 def csv_text(rows: int = 60, seed: int = 0) -> str:
@@ -52,7 +51,7 @@ def test_pick_preview_upload_train_and_delete(server, playground, tmp_path: Path
     page.click("#upload-send")
     page.wait_for_selector("#upload-done", timeout=20_000)
     assert name in page.inner_text("#upload-done")
-    state = page.evaluate(STATE)
+    state = shown(page)
     assert state["dataset"] == name and state["problem"] == "classification"
     assert httpx.get(f"{server.url}/api/datasets/{name}", timeout=10).status_code == 200
     page.click("#step")
@@ -63,7 +62,7 @@ def test_pick_preview_upload_train_and_delete(server, playground, tmp_path: Path
     page.click("#delete-upload")
     wait_until(lambda: httpx.get(f"{server.url}/api/datasets/{name}", timeout=10).status_code
                == 404, 10, "the upload deleted")
-    wait_until(lambda: page.evaluate(STATE)["dataset"] != name, 5, "another set picked")
+    wait_until(lambda: shown(page)["dataset"] != name, 5, "another set picked")
     assert page.is_hidden("#delete-upload")
     assert page.errors.real() == []
 
@@ -80,12 +79,12 @@ def test_a_dropped_file_is_previewed_and_the_servers_error_shows_beside_it(serve
                   short)
     page.wait_for_selector("#upload-table")
     assert page.inner_text(".upload-summary") == "short.csv: 3 rows, 3 columns"
-    before = page.evaluate(STATE)
+    before = shown(page)
     page.click("#upload-send")
     error = page.locator("[data-error-for='upload.file']")
     wait_until(lambda: "The file has 3 data rows; at least 10 are needed" in error.inner_text(),
                10, "the API's message beside the file")
-    assert page.evaluate(STATE) == before
+    assert shown(page) == before
 
     # Not a table at all: said at once, nothing sent.
     page.evaluate("""() => {

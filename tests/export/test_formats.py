@@ -8,6 +8,7 @@ attention. Tolerance 1e-5.
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import subprocess
@@ -24,8 +25,15 @@ from safetensors.torch import load as load_safetensors
 
 from server.api.errors import detail_of
 from server.export import FORMATS, ExportError, export_job_model, export_model
-from server.nn.build import build_model
+from server.export.python_source import TRAINING_CODE
+from server.nn.build import Network, build_model
 from server.spec.job import JobSpec, ModelSpec
+from server.spec.layers import LAYER_TYPES
+from server.spec.layers.attention import SelfAttention, sinusoidal
+from server.spec.layers.conv import Conv
+from server.spec.layers.core import Dense, SequenceBatchNorm
+from server.spec.layers.recurrent import PoolSequence, Recurrent
+from server.spec.shapes import Shape
 from tests.export.models import CASES, POINTS, sample_inputs, trained_like
 
 TOLERANCE = 1e-5
@@ -164,6 +172,33 @@ def test_python_source_is_readable():
         assert forbidden not in source
 
 
+def _server_classes(network: torch.nn.Module) -> set[type]:
+    return {type(m) for m in network.modules() if type(m).__module__.startswith("server.")}
+
+
+def test_python_source_copies_the_modules_training_builds():
+    """Each custom module class in an exported file is exactly the source of the class that
+    training built (no second copy to drift), and every such class the layer types build is
+    one the export copies."""
+    built: set[type] = set()
+    for layer_type in LAYER_TYPES.values():
+        for spec, shape in layer_type.examples():
+            built |= _server_classes(torch.nn.ModuleList([spec.build(shape)]))
+    assert built - {Network} <= set(TRAINING_CODE)
+    copied: set[type] = set()
+    for name, model, data in CASES:
+        network = trained_like(model, data)
+        source = export_model("python", network, {"name": name})[0].decode()
+        for cls in _server_classes(network) - {Network}:
+            assert "\n\n" + inspect.getsource(cls) in source, cls.__name__
+            assert source.count(f"class {cls.__name__}(") == 1
+            copied.add(cls)
+        if SelfAttention in _server_classes(network):
+            assert "\n\n" + inspect.getsource(sinusoidal) in source
+            assert "\n\n" + inspect.getsource(Shape) in source
+    assert copied == {Dense, Conv, SequenceBatchNorm, Recurrent, PoolSequence, SelfAttention}
+
+
 # export_job_model: what the jobs route calls with a checkpoint's tensors.
 
 JOB = {"dataset": {"name": "circle", "features": ["x1", "x2", "x1*x2"]},
@@ -254,3 +289,11 @@ def test_user_text_cannot_break_out_of_the_python_docstring():
     namespace: dict = {"__name__": "model"}
     exec(compile(source, "model.py", "exec"), namespace)  # no SystemExit: the name stayed text
     assert namespace["SPEC"]["name"] == evil  # kept exactly in the SPEC literal
+
+
+def test_one_table_names_every_format():
+    from server.export import formats
+
+    assert not hasattr(formats, "WRITERS")  # no twin table beside FORMATS
+    assert [(k, f.name) for k, f in FORMATS.items()] == [(k, k) for k in FORMATS]
+    assert list(FORMATS) == ["safetensors", "onnx", "torchscript", "python"]

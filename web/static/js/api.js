@@ -236,7 +236,7 @@ export class JobStream {
 
   receive(data) {
     if (typeof data !== "string") {
-      const frame = (wire.decodeFrame || wire.decode)(data);
+      const frame = wire.decodeFrame(data);
       this.handlers.snapshot?.(frame);
       return;
     }
