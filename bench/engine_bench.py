@@ -87,10 +87,11 @@ def engine_jobs(registry: DataRegistry, jobs: int, seconds: float, data_dir: Pat
     engine = Engine(settings, store, registry)
     engine.start(NoLoop(), lambda event: None)
     try:
-        spec = JobSpec.model_validate({**SPEC, "start": False}).model_dump(mode="json")
+        spec = JobSpec.model_validate({**SPEC, "start": False})
         ids = []
         for _ in range(jobs):
-            row = store.create_job(token="bench", owner="bench", spec=spec, status="paused")
+            row = store.create_job(token="bench", owner="bench",
+                                   spec=spec.model_dump(mode="json"), status="paused")
             engine.create(row["id"], spec).result(30)
             ids.append(row["id"])
         for job_id in ids:

@@ -219,10 +219,11 @@ def frame_cost() -> tuple[int, float, float]:
         data = DataRegistry(Path(tmp), Settings()).load(spec.dataset)
     trainer = Trainer(spec, data)
     trainer.train_batches(10)
-    frame = snapshot.frame(trainer, data)
+    snapshots = snapshot.Snapshots()
+    frame = snapshots.frame(trainer, data)
     t0 = time.perf_counter()
     for _ in range(50):
-        frame = snapshot.frame(trainer, data)
+        frame = snapshots.frame(trainer, data)
     total = (time.perf_counter() - t0) / 50
     header, arrays = wire.decode(frame)
     t0 = time.perf_counter()

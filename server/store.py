@@ -11,6 +11,10 @@ one is written (the engine). Checkpoints are read with safetensors only: nothing
 
 Thread-safe: every thread gets its own SQLite connection (the engine thread writes with its own;
 the API threads read with theirs); SQLite's WAL lets readers run beside the one writer.
+
+Why it is one module of about 500 lines: every SQL statement sits beside the schema it relies
+on and inside the transaction rules above (the job limits are checked in the same transaction
+that inserts the job); split, a reader would have to hold two files to check one statement.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from server.spec.job import (
     TrainingSpec,
 )
 from server.spec.layers import ACTIVATIONS, INITIALIZERS, LAYER_TYPES
-from server.train.optim import LOSS_DESCRIPTIONS, OPTIMIZERS
+from server.spec.vocabulary import LOSS_DESCRIPTIONS, OPTIMIZERS
 
 router = APIRouter()
 

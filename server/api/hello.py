@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from server.engine import snapshot
+from server.engine import samples
 from server.spec.job import DatasetSpec
 
 CACHE_SIZE = 32  # data set specs whose drawing data is kept
@@ -47,7 +47,7 @@ def describe(datasets, spec: dict) -> dict:
                 "data": {"error": f"the data set could not be loaded: {exc}"}}
     shape = dataset.shape
     described = {"kind": shape.kind, "task": shape.task, "num_classes": shape.num_classes,
-                 "class_names": shape.class_names, "data": snapshot.describe(dataset)}
+                 "class_names": shape.class_names, "data": samples.describe(dataset)}
     with _lock:
         _cache[key] = (now, described)
         _cache.move_to_end(key)

@@ -39,6 +39,7 @@ from server.data.ownership import EVERYONE, Viewer
 from server.export import FORMATS, ExportError
 from server.spec.errors import SpecError
 from server.spec.job import JobPatch, JobSpec
+from server.spec.vocabulary import ControlAction
 from server.store import SERVER_FULL, LimitReached, finite
 
 router = APIRouter(tags=["jobs"])
@@ -51,7 +52,7 @@ class ControlRequest(BaseModel):
     """Body of POST /api/jobs/{id}/control."""
 
     model_config = ConfigDict(extra="forbid")
-    action: Literal["pause", "resume", "step", "stop", "reset"]
+    action: ControlAction
     unit: Literal["batch", "epoch"] = Field(
         "batch", description="For step: one batch (default) or the rest of the epoch."
     )
@@ -139,16 +140,16 @@ async def create_job(spec: JobSpec, request: Request, settings: SettingsDep, sto
     """Check the spec and queue the job. Send `Authorization: Bearer <token>` to create it
     under a token you already hold (one token for all your jobs); otherwise a new one is made.
     """
-    row, job_token, spec_json = await run_in_threadpool(
+    row, job_token = await run_in_threadpool(
         _admit, spec, request, settings, store, datasets, token, viewer)
-    await engine_answer(engine.create(row["id"], spec_json))
+    await engine_answer(engine.create(row["id"], spec))
     return {"id": row["id"], "token": job_token, **live_view(store, engine, row)}
 
 
 def _admit(spec: JobSpec, request: Request, settings: Settings, store, datasets,
-           token: str | None, viewer: Viewer) -> tuple[dict, str, dict]:
+           token: str | None, viewer: Viewer) -> tuple[dict, str]:
     """Check a new job against the model check, the disk and the limits, and store it:
-    (its row, its token, its spec as JSON)."""
+    (its row, its token)."""
     report = _check_model(spec, datasets, settings, spec.training.batch_size, viewer)
     teacher = is_teacher(settings, token)
     job_token = token if token and not teacher else secrets.token_urlsafe(18)
@@ -174,7 +175,7 @@ def _admit(spec: JobSpec, request: Request, settings: Settings, store, datasets,
     except LimitReached as exc:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         raise HTTPException(429, str(exc), headers=headers) from None
-    return row, job_token, spec_json
+    return row, job_token
 
 
 @router.get("/jobs")

@@ -24,6 +24,7 @@ from server.api.classroom.tokens import is_member
 from server.api.deps import authorize_job, bearer_token, resume_refusal
 from server.api.errors import ERRORS, close_for
 from server.spec.job import JobPatch
+from server.spec.vocabulary import CONTROL_ACTIONS
 from server.stream.hub import CLOSE_TIMEOUT, ClientGone, Subscription, frame_layout
 from server.stream.limits import (
     CLOSE_TOO_MANY,
@@ -42,7 +43,6 @@ from server.stream.limits import (
 router = APIRouter()
 
 PROTOCOL = 1
-CONTROL_ACTIONS = ("pause", "resume", "step", "stop", "reset")
 CLIENT_TYPES = ("ack", "control", "set", "subscribe")
 WATCHDOG_SECONDS = 1.0  # how often the handler checks for a client that stopped reading
 FIRST_FRAME_WAIT = 1.5  # seconds hello waits for a first frame (for the array shapes)

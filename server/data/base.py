@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict
 
 from server.data.starters import Starter
 from server.spec.shapes import DataKind, DataShape, Shape, Task
+from server.spec.vocabulary import POINT_DOMAIN
 
-DOMAIN = (-6.0, 6.0)
+DOMAIN = POINT_DOMAIN  # server.spec.vocabulary's, for every 2-D point set
 
 # The input features of two-dimensional point sets, as TensorFlow Playground offers them.
 POINT_FEATURES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {

@@ -18,6 +18,7 @@ from pydantic import Field
 from server.data.base import DataSetDef, Params
 from server.data.starters import Starter, dense
 from server.spec.shapes import Shape
+from server.spec.vocabulary import POINT_DOMAIN
 
 SAMPLES_DESC = "Number of points (train, validation and test together)."
 NOISE_DESC = "Noise, as TF Playground's slider: 0 (none) to 0.5 (50%)."
@@ -122,7 +123,7 @@ def moons(p: MoonsParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     xy = np.concatenate([np.stack([np.cos(a), np.sin(a)], 1),
                          np.stack([1 - np.cos(b), 0.5 - np.sin(b)], 1)])
     xy += rng.standard_normal(xy.shape) * p.noise
-    xy = np.clip((xy - [0.5, 0.25]) * 3.0, -6.0, 6.0)
+    xy = np.clip((xy - [0.5, 0.25]) * 3.0, *POINT_DOMAIN)
     return xy, np.concatenate([np.zeros(outer, np.int64), np.ones(inner, np.int64)])
 
 
@@ -133,15 +134,15 @@ def blobs(p: BlobsParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     angles = 2 * math.pi * labels / k + math.pi / 4
     centres = 4.0 * np.stack([np.cos(angles), np.sin(angles)], 1)
     std = 0.4 + 3.0 * p.noise
-    xy = np.clip(centres + std * rng.standard_normal((p.samples, 2)), -6.0, 6.0)
+    xy = np.clip(centres + std * rng.standard_normal((p.samples, 2)), *POINT_DOMAIN)
     return xy, labels.astype(np.int64)
 
 
 def plane(p: SurfaceParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Uniform in [-6, 6]^2; the value is (x + y) / 10 measured at the point moved by noise."""
     n = p.samples
-    xy = _uniform(rng, -6.0, 6.0, 2 * n).reshape(n, 2)
-    noise = _uniform(rng, -6.0, 6.0, 2 * n).reshape(n, 2) * p.noise
+    xy = _uniform(rng, *POINT_DOMAIN, 2 * n).reshape(n, 2)
+    noise = _uniform(rng, *POINT_DOMAIN, 2 * n).reshape(n, 2) * p.noise
     moved = xy + noise
     return xy, (moved[:, 0] + moved[:, 1]) / 10.0
 
@@ -152,8 +153,8 @@ _GAUSSIANS = ((-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5,
 def multi_gauss(p: SurfaceParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Six bumps of alternating sign; the value is the strongest bump, 1 - distance / 2."""
     n = p.samples
-    xy = _uniform(rng, -6.0, 6.0, 2 * n).reshape(n, 2)
-    noise = _uniform(rng, -6.0, 6.0, 2 * n).reshape(n, 2) * p.noise
+    xy = _uniform(rng, *POINT_DOMAIN, 2 * n).reshape(n, 2)
+    noise = _uniform(rng, *POINT_DOMAIN, 2 * n).reshape(n, 2) * p.noise
     moved = xy + noise
     value = np.zeros(n)
     for cx, cy, sign in _GAUSSIANS:
@@ -165,7 +166,7 @@ def multi_gauss(p: SurfaceParams, rng: np.random.Generator) -> tuple[np.ndarray,
 
 def line(p: LineParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """x uniform in [-6, 6]; y = slope * x + intercept + Gaussian noise."""
-    x = _uniform(rng, -6.0, 6.0, p.samples)
+    x = _uniform(rng, *POINT_DOMAIN, p.samples)
     y = p.slope * x + p.intercept + p.noise * rng.standard_normal(p.samples)
     return x[:, None], y
 

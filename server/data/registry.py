@@ -28,6 +28,7 @@ from server.data.starters import Starter, table_starter
 from server.spec.errors import SpecError
 from server.spec.job import DatasetSpec
 from server.spec.shapes import DataShape, Shape
+from server.spec.vocabulary import POINT_DOMAIN
 
 BUILTIN: list[DataSetDef] = [*points.SETS, *tabular.SETS, *images.SETS, *sequences.SETS]
 CACHE_SIZE = 16
@@ -166,7 +167,7 @@ class DataRegistry:
         if d.kind == "points2d":
             entry["features"] = list(d.allowed_features)
             entry["default_features"] = list(d.default_features)
-            entry["domain"] = [-6.0, 6.0]
+            entry["domain"] = list(POINT_DOMAIN)
         meta = self._upload_meta.get(d.name)
         if meta is not None:  # H5: whose it is, shared or not, what it takes on disk
             entry.update(owner=meta.get("owner_name"), shared=bool(meta.get("shared")),
@@ -301,7 +302,7 @@ class DataRegistry:
             xy = np.asarray(x, dtype=np.float64)
             if xy.shape[1] == 1:  # line: the value is the y coordinate
                 xy = np.concatenate([xy, np.asarray(y, np.float64).reshape(-1, 1)], axis=1)
-            out["domain"] = [-6.0, 6.0]
+            out["domain"] = list(POINT_DOMAIN)
             out["points"] = [
                 {"x": round(float(a), 4), "y": round(float(b), 4), "label": label}
                 for (a, b), label in zip(xy[::step], labels[::step], strict=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from server.engine import lifecycle
 from server.engine.events import StatusEvent
 from server.engine.job import Job, merge
@@ -20,6 +22,7 @@ from server.engine.jobs import JobTable
 from server.engine.lifecycle import Conflict
 from server.engine.trainers import apply_training_patch, set_trainer_epochs
 from server.export import FORMATS
+from server.spec.job import JobSpec
 
 
 class Commands:
@@ -28,13 +31,13 @@ class Commands:
     def __init__(self, table: JobTable) -> None:
         self.table = table
 
-    def create(self, job_id: str, spec: dict) -> dict:
+    def create(self, job_id: str, spec: JobSpec) -> dict:
         row = self.table.store.get_job(job_id)
         job = Job(id=job_id, spec=spec, status=row["status"] if row else "paused",
                   seq=next(self.table.seq))
         self.table.jobs[job_id] = job
         self.table.set_progress(job)
-        if spec.get("start", True):
+        if spec.start:
             self.table.start(job)
         else:
             self.table.set_status(job, "paused")
@@ -63,7 +66,7 @@ class Commands:
                 raise Conflict(lifecycle.NOT_LOADED)
             set_trainer_epochs(trainer, limit)
             if trainer.finished:
-                raise lifecycle.rule_done(getattr(trainer, "stop_reason", None))
+                raise lifecycle.rule_done(trainer.stop_reason)
         self.table.storage.ready(job)  # room on the disk, kept history saved
         self.table.start(job)
 
@@ -114,19 +117,15 @@ class Commands:
             self.table.set_status(job, "paused")
 
     def patch(self, job_id: str, patch: dict) -> dict:
-        from pydantic import ValidationError
-
-        from server.spec.job import JobSpec
-
         job = self.table.job(job_id)
         training = patch.get("training") or {}
-        spec = merge(job.spec, {k: v for k, v in patch.items() if v is not None})
+        spec = merge(job.spec.model_dump(mode="json"),
+                     {k: v for k, v in patch.items() if v is not None})
         try:  # the API validated the patch; this guards the sum
-            JobSpec.model_validate(spec)
+            job.spec = JobSpec.model_validate(spec)
         except ValidationError as exc:
             raise Conflict("This change does not fit the job: "
                            + "; ".join(e["msg"] for e in exc.errors())) from None
-        job.spec = spec
         job.cost_key = ""
         self.table.store.update_job(job.id, spec=spec, **({"name": patch["name"]}
                                                          if patch.get("name") is not None
@@ -159,7 +158,7 @@ class Commands:
         self.table.frames.unsubscribe(job, subscriber)
         self.table.release_if_idle(job)
 
-    def export(self, job_id: str, format: str) -> tuple[dict, Any, bytes]:
+    def export(self, job_id: str, format: str) -> tuple[JobSpec, Any, bytes]:
         """(spec, data shape, the model's weights as safetensors bytes): a CPU copy for the
         converter process (server.engine.exports)."""
         from safetensors.torch import save
@@ -173,6 +172,6 @@ class Commands:
             raise Conflict(lifecycle.NO_MODEL)
         weights = save({k: v.detach().to("cpu").contiguous()
                         for k, v in trainer.model.state_dict().items()})
-        shape = getattr(trainer, "shape", None) or job.dataset.shape
+        shape = trainer.shape
         self.table.release_if_idle(job)
         return job.spec, shape, weights

@@ -42,7 +42,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -55,6 +55,9 @@ from server.engine.scheduler import Scheduler
 from server.engine.trainers import OUT_OF_MEMORY, Trainers, default_trainer_factory, pick_device
 from server.engine.worker import Command, EngineStopped, Worker
 from server.store import Store
+
+if TYPE_CHECKING:
+    from server.spec.job import JobSpec
 
 __all__ = ["ACTIONS", "OUT_OF_MEMORY", "TERMINAL", "UNWATCHED", "Conflict", "Engine",
            "EngineStopped", "JobNotFound", "default_trainer_factory"]
@@ -97,9 +100,9 @@ class Engine:
 
     # -- commands (any thread) --------------------------------------------------------------
 
-    def create(self, job_id: str, spec: dict) -> Future:
-        """Take a job the store already holds (status queued, or paused when
-        `spec["start"]` is false); resolves to its status dict."""
+    def create(self, job_id: str, spec: JobSpec) -> Future:
+        """Take a job the store already holds, with its validated spec (status queued, or
+        paused when `spec.start` is false); resolves to its status dict."""
         return self._worker.submit("create", job_id, spec)
 
     def control(self, job_id: str, action: str, unit: str = "batch") -> Future:
@@ -119,8 +122,9 @@ class Engine:
                   subscriber: Any = None) -> Future:
         """Send snapshot frames of this job; `options["hz"]` caps the rate (default
         settings.snapshot_hz, at most settings.max_snapshot_hz); the other options are handed
-        to `snapshot.frame`. Several subscribers share one frame at the fastest rate asked;
-        the latest subscriber's options win. A first frame is sent at once."""
+        to `Snapshots.frame` (server.engine.snapshot). Several subscribers share one frame at
+        the fastest rate asked; the latest subscriber's options win. A first frame is sent at
+        once."""
         return self._worker.submit("subscribe", job_id, dict(options or {}), subscriber)
 
     def unsubscribe(self, job_id: str, subscriber: Any = None) -> Future:

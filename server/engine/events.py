@@ -38,7 +38,7 @@ class MetricsEvent:
 @dataclass(frozen=True)
 class SnapshotEvent:
     job_id: str
-    data: bytes  # server.engine.snapshot.frame's encoded frame
+    data: bytes  # server.engine.snapshot.Snapshots.frame's encoded frame
     type: ClassVar[str] = "snapshot"
 
 

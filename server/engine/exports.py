@@ -18,6 +18,10 @@ import multiprocessing
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.spec.job import JobSpec
 
 BUSY_RETRY_SECONDS = 5
 
@@ -42,15 +46,14 @@ def _init_worker() -> None:
         os.nice(10)  # a download may wait a little; training should not
 
 
-def _convert(fmt: str, spec: dict, shape, weights: bytes) -> tuple[str, object]:
+def _convert(fmt: str, spec: JobSpec, shape, weights: bytes) -> tuple[str, object]:
     """Runs in a worker process: ("ok", bytes) or ("error", (message, loc))."""
     from safetensors.torch import load
 
     from server.export import ExportError, export_job_model
-    from server.spec.job import JobSpec
 
     try:
-        data, _, _ = export_job_model(fmt, JobSpec.model_validate(spec), shape, load(weights))
+        data, _, _ = export_job_model(fmt, spec, shape, load(weights))
     except ExportError as exc:
         return "error", (str(exc), tuple(exc.loc))
     return "ok", data
@@ -82,7 +85,7 @@ class ExportPool:
         with self._lock:
             return self._taken
 
-    def run(self, fmt: str, spec: dict, shape, weights: bytes, result: Future) -> None:
+    def run(self, fmt: str, spec: JobSpec, shape, weights: bytes, result: Future) -> None:
         """Convert in a worker and answer `result` (bytes, ExportError or ExportCrashed);
         releases the place taken by `reserve`."""
         from server.export import ExportError

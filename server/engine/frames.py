@@ -5,18 +5,21 @@ which jobs get a frame now (`due`): a job with subscribers whose frame was asked
 (`job.frame_due`: a new subscriber, a step, a reset) or that trained since its last frame at
 least 1/hz ago, where hz is the fastest rate its subscribers asked (default
 `settings.snapshot_hz`, at most `settings.max_snapshot_hz`). Frame work stays a small share of
-the worker (`server.engine.snapshot.budget`, issue 5); a frame a new subscriber asked for is
+the worker (the budget of its `snapshots`, issue 5); a frame a new subscriber asked for is
 within the budget too once the job has had one (clients reconnecting in a loop must not buy a
-frame each, issue 12). `build` makes the frame (`server.engine.snapshot.frame`, with the
-latest subscriber's options); the engine makes sure the job has a trainer first and sends it.
+frame each, issue 12). `build` makes the frame (`snapshots.frame`, a
+`server.engine.snapshot.Snapshots` this object owns, with the latest subscriber's options);
+the engine makes sure the job has a trainer first and sends it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from server.engine.snapshot import Snapshots
 
 log = logging.getLogger("playground.engine")
 
@@ -26,8 +29,7 @@ class Frames:
 
     def __init__(self, settings) -> None:
         self.settings = settings
-        self.frame_fn: Callable | None = None  # server.engine.snapshot.frame, once imported
-        self._import_failed = False
+        self.snapshots = Snapshots()  # this engine's frame contexts and frame budget
 
     def subscribe(self, job: Any, subscriber: Any, options: dict) -> None:
         job.subscribers.pop(subscriber, None)  # re-subscribing moves it last: its options win
@@ -47,19 +49,15 @@ class Frames:
                        for o in job.subscribers.values()))
 
     def due(self, jobs: Mapping[str, Any], now: float) -> Iterator[Any]:
-        """The jobs that get a frame now. Without a frame function none do (and the asked
-        frames are dropped)."""
+        """The jobs that get a frame now."""
         for job in list(jobs.values()):
             if not job.subscribers or job.status == "failed":
                 continue
             if not (job.frame_due or (job.trained_since_frame
                                       and now - job.last_frame >= 1.0 / self.hz(job))):
                 continue
-            if not self._budget_allows(now - job.last_frame) and (
+            if not self.snapshots.budget.allows(now - job.last_frame) and (
                     not job.frame_due or job.last_frame > 0):
-                continue
-            if self.function() is None:
-                job.frame_due = False
                 continue
             yield job
 
@@ -67,28 +65,10 @@ class Frames:
         """The frame of a due job (its trainer loaded); None when the snapshot failed."""
         options = {k: v for k, v in list(job.subscribers.values())[-1].items() if k != "hz"}
         try:
-            data = self.function()(job.trainer, job.dataset, options)
+            data = self.snapshots.frame(job.trainer, job.dataset, options)
         except Exception:
             log.exception("snapshot of job %s failed", job.id)
             data = None
         job.frame_due = job.trained_since_frame = False
         job.last_frame = now
         return data
-
-    def _budget_allows(self, waited: float) -> bool:
-        if self.function() is None:
-            return True
-        from server.engine.snapshot import budget
-
-        return budget.allows(waited)
-
-    def function(self) -> Callable | None:
-        if self.frame_fn is None and not self._import_failed:
-            try:
-                from server.engine.snapshot import frame
-            except Exception:
-                log.warning("server.engine.snapshot.frame is not available: no snapshots")
-                self._import_failed = True
-                return None
-            self.frame_fn = frame
-        return self.frame_fn

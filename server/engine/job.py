@@ -1,6 +1,7 @@
 """A job as the engine holds it: `Job`, one row of the engine's job table.
 
-Its spec is the job spec as JSON with any PATCH applied (`merge`); the other fields are the
+Its spec is the validated `JobSpec` with any PATCH applied (`merge` works on its JSON, which
+the engine validates again); the other fields are the
 engine's own: progress, the loaded trainer, the scheduler's clock, frame pacing and the
 writes still owed to the store. Only the worker thread reads or changes a `Job`.
 """
@@ -8,13 +9,16 @@ writes still owed to the store. Only the worker thread reads or changes a `Job`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.spec.job import JobSpec
 
 
 @dataclass
 class Job:
     id: str
-    spec: dict  # the job spec as JSON, with any PATCH applied
+    spec: JobSpec  # validated, with any PATCH applied
     status: str
     seq: int  # creation order, for the queue
     epoch: int = 0

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from server.engine import lifecycle
 from server.engine.events import ErrorEvent, Event, MetricsEvent, SnapshotEvent, StatusEvent
 from server.engine.frames import Frames
@@ -29,7 +31,8 @@ from server.engine.job import Job
 from server.engine.lifecycle import TERMINAL, JobNotFound
 from server.engine.scheduler import Scheduler
 from server.engine.storage import Storage
-from server.engine.trainers import BuildFailed, Trainers, failure, idle_to_free
+from server.engine.trainers import BuildFailed, Trainers, failure, idle_to_free, short
+from server.spec.job import JobSpec
 from server.store import finite
 
 log = logging.getLogger("playground.engine")
@@ -134,7 +137,7 @@ class JobTable:
     def finish(self, job: Job) -> None:
         if job.unwritten:  # it stays paused until its history is saved
             return
-        reason = getattr(job.trainer, "stop_reason", None)
+        reason = job.trainer.stop_reason if job.trainer is not None else None
         self.checkpoint(job)
         self.set_status(job, "completed", stop_reason=reason, finished_at=time.time())
         self.release_if_idle(job)
@@ -298,9 +301,17 @@ class JobTable:
         """Load every stored job; one that was running or queued comes back paused at its
         last checkpoint, with the history after that checkpoint deleted (it is replayed)."""
         for row in self.store.list_jobs():
-            job = Job(id=row["id"], spec=row["spec"], status=row["status"],
-                      seq=next(self.seq), epoch=row["epoch"], step=row["step"])
-            if job.status not in TERMINAL:
+            try:
+                spec, broken = JobSpec.model_validate(row["spec"]), None
+            except ValidationError as exc:  # stored by another version: shown, deletable
+                spec = JobSpec.model_construct(**row["spec"])
+                broken = "the job could not be built: " + short(exc)
+            job = Job(id=row["id"], spec=spec, status=row["status"], seq=next(self.seq),
+                      epoch=row["epoch"], step=row["step"])
+            if broken is not None:
+                job.status = "failed"
+                self.store.update_job(job.id, status="failed", error=broken)
+            elif job.status not in TERMINAL:
                 meta = self.store.checkpoint_meta(job.id) or {}
                 done = meta.get("engine", {})
                 job.epoch, job.step = int(done.get("epoch", 0)), int(done.get("step", 0))

@@ -13,10 +13,16 @@ status event of a job). Actions: the control vocabulary `ACTIONS` and `export`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from server.spec.vocabulary import CONTROL_ACTIONS
+
+if TYPE_CHECKING:
+    from server.spec.job import JobSpec
+
 STATUSES = ("queued", "running", "paused", "completed", "stopped", "failed")
 TERMINAL = ("completed", "stopped", "failed")
-ACTIONS = ("pause", "resume", "step", "stop", "reset")
-DEFAULT_EPOCHS = 500  # a spec without training.epochs (the JobSpec default)
+ACTIONS = CONTROL_ACTIONS  # server.spec.vocabulary's control actions
 
 
 class JobNotFound(Exception):
@@ -67,9 +73,10 @@ def check(status: str, action: str) -> bool:
     return rule
 
 
-def epochs(spec: dict) -> int | None:
-    """The job's epoch limit; None: it trains until stopped."""
-    return (spec.get("training") or {}).get("epochs", DEFAULT_EPOCHS)
+def epochs(spec: JobSpec) -> int | None:
+    """The job's epoch limit (the JobSpec's, default included); None: it trains until
+    stopped."""
+    return spec.training.epochs
 
 
 def epochs_done(epoch: int, limit: int | None) -> None:

@@ -27,7 +27,10 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.spec.job import JobSpec
 
 WARMUP_SLICES = 2  # a job's first slices pay one-time costs: not counted in its step cost
 COST_DECAY = 0.98  # per slice: a step's cost follows about the last 50 slices
@@ -36,11 +39,11 @@ MIN_SLICE_S = 0.002
 MAX_BATCHES = 100_000
 
 
-def cost_key(spec: dict) -> str:
+def cost_key(spec: JobSpec) -> str:
     """What decides the cost of a step: jobs with the same key share one cost estimate."""
-    training = spec.get("training") or {}
-    return json.dumps([spec.get("dataset"), spec.get("model"), training.get("batch_size"),
-                       training.get("loss"), (training.get("optimizer") or {}).get("name")],
+    training = spec.training
+    return json.dumps([spec.dataset.model_dump(mode="json"), spec.model.model_dump(mode="json"),
+                       training.batch_size, training.loss, training.optimizer.name],
                       sort_keys=True)
 
 

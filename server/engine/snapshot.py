@@ -1,12 +1,15 @@
 """What a snapshot frame holds, per kind of data (docs/STREAM.md), computed in the engine thread.
 
-`frame(trainer, dataset, options) -> bytes` runs the model without gradients (in eval mode
-when it has dropout or batchnorm) on inputs fixed per job (the heatmap grids for 2-D points, a
-few sample images or sequences), cached in a `Context` with the model's layout so that only the
-forward passes repeat per frame, and encodes the result with `server.stream.wire`.
-`describe(dataset)` gives the data the client draws under it (hello's `data`), choosing the
-same samples. `budget` (a `FrameBudget`) is what the engine asks before a frame that training
-made due, so that frames stay a small share of its time. Nothing here knows about sockets.
+`Snapshots` is one engine's frame maker (held by its `server.engine.frames.Frames`; nothing
+here is shared between engines): `Snapshots.frame(trainer, dataset, options) -> bytes` runs the
+model without gradients (in eval mode when it has dropout or batchnorm) on inputs fixed per job
+(the heatmap grids for 2-D points, a few sample images or sequences), cached in a `Context` per
+trainer with the model's layout so that only the forward passes repeat per frame, and encodes
+the result with `server.stream.wire`. Its `budget` (a `FrameBudget`) is what the engine asks
+before a frame that training made due, so that frames stay a small share of its time.
+The fixed inputs (grid, sample choice) and `describe(dataset)`, the data the client draws
+under the frames, are in `server.engine.samples`. The trainer is a
+`server.train.protocol.TrainerLike`. Nothing here knows about sockets.
 
 Layer `i` is the index in `Network.layer_specs` (the appended output layer last), which is
 also the index of `captures` from `Network.forward(x, capture=True)`.
@@ -18,25 +21,35 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
+from server.engine.samples import (
+    BOUNDARY,
+    IMAGE_GRID,
+    IMAGE_SAMPLES,
+    SEQUENCE_SAMPLES,
+    THUMBNAIL,
+    grid_indices,
+    grid_xy,
+    sample_indices,
+)
 from server.stream.wire import FrameBuilder
+from server.train.protocol import TrainerLike
+
+if TYPE_CHECKING:
+    from server.nn.build import Network
 
 PROTOCOL = 1
-THUMBNAIL = 20  # per-neuron heatmap side
-BOUNDARY = 50  # output heatmap side (cost: a forward pass over BOUNDARY**2 points per frame)
 HIST_BINS = 32
 HIST_MAX_VALUES = 262_144  # larger layers are histogrammed on an even subsample
 WEIGHTS_MAX_PARAMETERS = 65_536  # send every parameter only for models this small
-IMAGE_SAMPLES = 4
-IMAGE_GRID = 16
 MAX_FILTERS = 64
 MAX_MAP_CHANNELS = 16
 CONFUSION_MAX = 2000
-SEQUENCE_SAMPLES = 4
 RECURRENT = ("rnn", "lstm", "gru")
 # Modules that behave differently in training; without them a frame skips eval()/train().
 MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
@@ -69,9 +82,6 @@ class Context:
         self.needs_eval = any(isinstance(m, MODE_DEPENDENT) for m in model.modules())
 
 
-_contexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 class FrameBudget:
     """Keeps the engine's frame work under `share` of its wall time over the last `window`
     seconds, so that thirty watched jobs cost training no more than one does in proportion.
@@ -101,86 +111,31 @@ class FrameBudget:
         self._forget(now)
 
 
-budget = FrameBudget()
+class Snapshots:
+    """One engine's snapshot frames: the per-trainer contexts and the frame budget."""
 
+    def __init__(self, budget: FrameBudget | None = None) -> None:
+        self.budget = budget or FrameBudget()
+        self.contexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # trainer -> ctx
 
-def grid_xy(domain: tuple[float, float], n: int) -> np.ndarray:
-    """Grid coordinates (n * n, 2): row 0 is the top (largest y), column 0 the smallest x."""
-    lo, hi = float(domain[0]), float(domain[1])
-    xs = np.linspace(lo, hi, n)  # (n,)
-    ys = np.linspace(hi, lo, n)  # (n,)
-    gx, gy = np.meshgrid(xs, ys)  # (n, n) each
-    return np.stack([gx.ravel(), gy.ravel()], axis=1)  # (n * n, 2)
+    def frame(self, trainer: TrainerLike, dataset, options: dict | None = None) -> bytes:
+        """One binary snapshot frame of `trainer`'s model now. `options` may carry `job_id`.
+        The time it takes is charged to `budget`."""
+        started = time.perf_counter()
+        try:
+            return _frame(trainer, dataset, options or {}, self._context(trainer, dataset))
+        finally:
+            self.budget.spend(time.perf_counter() - started)
 
-
-def sample_indices(dataset, count: int) -> np.ndarray:
-    """`count` fixed test indices: for classification one per class first, then spread."""
-    n = len(dataset.x_test)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    chosen: list[int] = []
-    if dataset.shape.task == "classification":
-        y = np.asarray(dataset.y_test).reshape(-1)
-        for c in range(dataset.shape.num_classes or 0):
-            hits = np.flatnonzero(y == c)
-            if len(hits) and len(chosen) < count:
-                chosen.append(int(hits[0]))
-    for i in np.linspace(0, n - 1, count * 2).astype(int):
-        if len(chosen) >= count:
-            break
-        if int(i) not in chosen:
-            chosen.append(int(i))
-    return np.array(chosen[:count], dtype=np.int64)
-
-
-def grid_indices(dataset, count: int) -> np.ndarray:
-    n = len(dataset.x_test)
-    return np.unique(np.linspace(0, max(n - 1, 0), min(count, n)).astype(np.int64))
-
-
-def describe(dataset) -> dict:
-    """hello's `data`: what the client draws under the snapshots (plain JSON)."""
-    kind = dataset.shape.kind
-    if kind == "points2d":
-        lo, hi = (float(v) for v in dataset.domain)
-        return {
-            "points_train": _round(dataset.points_train), "labels_train": _labels(dataset.y_train),
-            "points_test": _round(dataset.points_test), "labels_test": _labels(dataset.y_test),
-            "domain": [lo, hi], "features": list(dataset.features),
-            "grid": {"x": [lo, hi], "y": [lo, hi], "thumbnail": THUMBNAIL, "boundary": BOUNDARY},
-        }
-    if kind == "image":
-        samples, grid = sample_indices(dataset, IMAGE_SAMPLES), grid_indices(dataset, IMAGE_GRID)
-        return {"samples": _picked(dataset, samples, "images"),
-                "test_grid": _picked(dataset, grid, "images")}
-    data = {"samples": _picked(dataset, sample_indices(dataset, SEQUENCE_SAMPLES), "inputs")}
-    if dataset.token_names:
-        data["token_names"] = list(dataset.token_names)
-    return data
-
-
-def _round(a: np.ndarray | None) -> list:
-    if a is None:
-        return []
-    a = np.asarray(a)
-    return np.round(a, 4).tolist() if a.dtype.kind == "f" else a.tolist()
-
-
-def _labels(y: np.ndarray) -> list:
-    y = np.asarray(y)
-    return _round(y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y)
-
-
-def _picked(dataset, idx: np.ndarray, inputs_name: str) -> dict:
-    return {"indices": idx.tolist(), inputs_name: _round(dataset.x_test[idx]),
-            ("labels" if inputs_name == "images" else "targets"): _labels(dataset.y_test[idx])}
-
-
-def _context(trainer, dataset) -> Context:
-    device = next(trainer.model.parameters(), torch.empty(0)).device
-    ctx = _contexts.get(trainer)
-    if ctx is not None and ctx.device == device:
+    def _context(self, trainer: TrainerLike, dataset) -> Context:
+        device = next(trainer.model.parameters(), torch.empty(0)).device
+        ctx = self.contexts.get(trainer)
+        if ctx is None or ctx.device != device:
+            ctx = self.contexts[trainer] = _new_context(dataset, device)
         return ctx
+
+
+def _new_context(dataset, device: torch.device) -> Context:
     kind = dataset.shape.kind
     ctx = Context(kind, device)
     if kind == "points2d":
@@ -201,7 +156,6 @@ def _context(trainer, dataset) -> Context:
         ctx.inputs["test_x"] = _tensor(dataset.x_test[:n], device)
         ctx.inputs["test_y"] = torch.as_tensor(np.asarray(dataset.y_test[:n]).reshape(n, -1)[:, 0],
                                                device=device)
-    _contexts[trainer] = ctx
     return ctx
 
 
@@ -211,11 +165,11 @@ def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(a, dtype=dtype, device=device)
 
 
-def output_transform(trainer, dataset) -> str:
+def output_transform(trainer: TrainerLike, dataset) -> str:
     """How raw outputs become what the client shows: sigmoid, softmax or identity."""
     if dataset.shape.task != "classification":
         return "identity"
-    loss = getattr(trainer, "loss_name", None) or dataset.shape.auto_loss
+    loss = trainer.loss_name or dataset.shape.auto_loss
     return {"bce": "sigmoid", "cross_entropy": "softmax"}.get(loss, "identity")
 
 
@@ -227,13 +181,9 @@ def _transform(out: torch.Tensor, how: str) -> torch.Tensor:
     return out
 
 
-def layer_modules(model: nn.Module) -> list[nn.Module]:
+def layer_modules(model: Network) -> list[nn.Module]:
     """The module of each layer spec, in order (the network's `layers` container)."""
-    for name in ("layers", "blocks", "body"):
-        container = getattr(model, name, None)
-        if isinstance(container, nn.ModuleList | nn.Sequential):
-            return list(container)
-    return list(model.children())
+    return list(model.layers)
 
 
 def layer_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -333,30 +283,26 @@ def _confusion(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
     b.add("confusion", cells.reshape(classes, classes).cpu().numpy(), "int32")
 
 
-def trainer_classes(trainer) -> int:
-    shape = getattr(trainer, "shape", None)
-    if shape is None or shape.task != "classification":
+def trainer_classes(trainer: TrainerLike) -> int:
+    shape = trainer.shape
+    if shape.task != "classification":
         return 0
     return int(shape.num_classes or 0)
 
 
-def _sequences(b: FrameBuilder, trainer, ctx: Context, how: str, modules: list[nn.Module],
-               specs: list) -> None:
+def _sequences(b: FrameBuilder, trainer: TrainerLike, ctx: Context, how: str,
+               modules: list[nn.Module], specs: list) -> None:
     model = trainer.model
     x = ctx.inputs["samples"]  # (samples, time[, features])
     out, captures = model(x, capture=True)
     b.add("predictions", _transform(out.float(), how).cpu().numpy())
-    attention = getattr(model, "attention_weights", None) or {}
-    items = attention.items() if isinstance(attention, dict) else enumerate(attention)
-    for i, weights in items:
+    for i, weights in model.attention_weights.items():
         if weights is not None:
             b.add(f"layer{i}.attention", weights[0].float().cpu().numpy())  # (heads, time, time)
     for i, spec in enumerate(specs):
-        if getattr(spec, "type", None) not in RECURRENT or i >= len(modules):
+        if spec.type not in RECURRENT or i >= len(modules):
             continue
-        rnn = getattr(modules[i], "rnn", None)
-        if rnn is None:
-            continue
+        rnn = modules[i].rnn
         inputs = x if i == 0 else captures[i - 1]
         if inputs.dim() < 3 or not inputs.is_floating_point():
             continue
@@ -364,29 +310,18 @@ def _sequences(b: FrameBuilder, trainer, ctx: Context, how: str, modules: list[n
         b.add(f"layer{i}.hidden", states[0].float().cpu().numpy())  # (time, units * dirs)
 
 
-def frame(trainer, dataset, options: dict | None = None) -> bytes:
-    """One binary snapshot frame of `trainer`'s model now. `options` may carry `job_id`.
-    The time it takes is charged to `budget`."""
-    started = time.perf_counter()
-    try:
-        return _frame(trainer, dataset, options or {})
-    finally:
-        budget.spend(time.perf_counter() - started)
-
-
-def _frame(trainer, dataset, options: dict) -> bytes:
+def _frame(trainer: TrainerLike, dataset, options: dict, ctx: Context) -> bytes:
     model = trainer.model
-    ctx = _context(trainer, dataset)
     ctx.seq += 1
     how = output_transform(trainer, dataset)
     b = FrameBuilder(type="snapshot", protocol=PROTOCOL, job_id=options.get("job_id"),
                      kind=ctx.kind, seq=ctx.seq, time=time.time(),
-                     epoch=int(getattr(trainer, "epoch", 0)), step=int(getattr(trainer, "step", 0)),
-                     learning_rate=float(getattr(trainer, "learning_rate", 0.0) or 0.0),
+                     epoch=int(trainer.epoch), step=int(trainer.step),
+                     learning_rate=float(trainer.learning_rate or 0.0),
                      output_transform=how)
     ctx.layout(model)
     modules = ctx.modules
-    specs = list(getattr(model, "layer_specs", []))
+    specs = list(model.layer_specs)
     was_training = model.training
     if ctx.needs_eval:
         model.eval()

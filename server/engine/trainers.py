@@ -15,9 +15,14 @@ import gc
 import logging
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from server.train.protocol import Diverged, TrainerLike
+
+if TYPE_CHECKING:
+    from server.spec.job import JobSpec
 
 log = logging.getLogger("playground.engine")
 
@@ -31,11 +36,10 @@ class BuildFailed(Exception):
     """The job's trainer could not be built; the message is what the failed job shows."""
 
 
-def default_trainer_factory(spec: dict, dataset: Any, device: torch.device) -> Any:
-    from server.spec.job import JobSpec
+def default_trainer_factory(spec: JobSpec, dataset: Any, device: torch.device) -> TrainerLike:
     from server.train.trainer import Trainer
 
-    return Trainer(JobSpec.model_validate(spec), dataset, device)
+    return Trainer(spec, dataset, device)
 
 
 def pick_device(choice: str) -> torch.device:
@@ -58,8 +62,8 @@ def short(exc: BaseException, limit: int = 300) -> str:
 
 def failure(job_id: str, exc: BaseException) -> tuple[str, list | None]:
     """(the short message a failed job shows, the epochs a diverging call did complete)."""
-    if type(exc).__name__ == "Diverged":
-        return short(exc), getattr(exc, "records", None)
+    if isinstance(exc, Diverged):
+        return short(exc), exc.records
     if is_out_of_memory(exc):
         # Strings only in log records: a kept record must not keep the trainer alive.
         log.warning("job %s ran out of memory: %s", job_id, str(exc))
@@ -72,13 +76,14 @@ class Trainers:
     """Builds and frees the trainers of jobs on `device`."""
 
     def __init__(self, device: torch.device, store, datasets,
-                 factory: Callable[[dict, Any, torch.device], Any] | None = None) -> None:
+                 factory: Callable[[JobSpec, Any, torch.device], TrainerLike] | None = None
+                 ) -> None:
         self.device = device
         self.store = store
         self.datasets = datasets
         self.factory = factory or default_trainer_factory
 
-    def load(self, job: Any) -> Any:
+    def load(self, job: Any) -> TrainerLike:
         """Build the job's trainer and load its checkpoint; sets `job.trainer`, its epoch and
         step. Raises BuildFailed."""
         try:
@@ -102,10 +107,8 @@ class Trainers:
         job.epoch, job.step = int(trainer.epoch), int(trainer.step)
         return trainer
 
-    def _load_dataset(self, spec: dict) -> Any:
-        from server.spec.job import DatasetSpec
-
-        return self.datasets.load(DatasetSpec.model_validate(spec["dataset"]))
+    def _load_dataset(self, spec: JobSpec) -> Any:
+        return self.datasets.load(spec.dataset)
 
     def free(self, job: Any) -> None:
         had = job.trainer is not None
@@ -127,17 +130,12 @@ def idle_to_free(jobs: Mapping[str, Any], keep: int) -> list:
     return sorted(idle, key=lambda j: j.last_used)[:extra] if extra > 0 else []
 
 
-def apply_training_patch(trainer: Any, training: dict) -> None:
+def apply_training_patch(trainer: TrainerLike, training: dict) -> None:
     optimizer = training.get("optimizer") or {}
     if optimizer.get("learning_rate") is not None:
         trainer.set_learning_rate(float(optimizer["learning_rate"]))
     if optimizer.get("momentum") is not None:
-        if hasattr(trainer, "set_momentum"):
-            trainer.set_momentum(float(optimizer["momentum"]))
-        else:
-            for group in trainer.optimizer.param_groups:
-                if "momentum" in group:
-                    group["momentum"] = float(optimizer["momentum"])
+        trainer.set_momentum(float(optimizer["momentum"]))
     if training.get("batch_size") is not None:
         trainer.set_batch_size(int(training["batch_size"]))
     if training.get("regularization") is not None:
@@ -147,6 +145,5 @@ def apply_training_patch(trainer: Any, training: dict) -> None:
         set_trainer_epochs(trainer, int(training["epochs"]))
 
 
-def set_trainer_epochs(trainer: Any, epochs: int | None) -> None:
-    if hasattr(trainer, "set_epochs"):
-        trainer.set_epochs(epochs)
+def set_trainer_epochs(trainer: TrainerLike, epochs: int | None) -> None:
+    trainer.set_epochs(epochs)

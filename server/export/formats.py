@@ -1,4 +1,5 @@
-"""The export formats by name, and the two entry points the API calls.
+"""The export formats by name (`FORMATS`, the one table of them), and the two entry points
+the API calls.
 
 `export_model(fmt, network, spec)` exports a live `Network` (it works on a copy, so the caller's
 model keeps its mode and device); `export_job_model(fmt, spec, data_shape, weights)` first
@@ -50,46 +51,38 @@ def _python(network: Network, spec: dict) -> bytes:
 
 
 @dataclass(frozen=True)
-class Writer:
+class ExportFormat:
+    """One download format: its media type, file extension, writer and the catalogue's
+    description. `make(model, spec)` takes the live model (any mode, any device; it is not
+    changed) and the job spec as JSON, and returns the file's bytes (raising ExportError, a
+    422, when it cannot)."""
+
+    name: str
     media_type: str
     extension: str
     write: Callable[[Network, dict], bytes]  # (a CPU copy in eval mode, spec as JSON) -> bytes
     description: str
 
+    def make(self, model: Network, spec: dict) -> bytes:
+        return export_model(self.name, model, spec)[0]
 
-WRITERS: dict[str, Writer] = {
-    "safetensors": Writer(
-        "application/octet-stream", "safetensors", safetensors_bytes,
+
+FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
+    ExportFormat(
+        "safetensors", "application/octet-stream", "safetensors", safetensors_bytes,
         "The weights and buffers (state dict); the job spec is in the header's metadata."),
-    "onnx": Writer(
-        "application/octet-stream", "onnx", onnx_bytes,
+    ExportFormat(
+        "onnx", "application/octet-stream", "onnx", onnx_bytes,
         "The network as an ONNX graph with its weights (opset 17), input `input`, output "
         "`output`, any batch size."),
-    "torchscript": Writer(
-        "application/octet-stream", "pt", lambda n, s: torchscript_bytes(n),
+    ExportFormat(
+        "torchscript", "application/octet-stream", "pt", lambda n, s: torchscript_bytes(n),
         "A traced TorchScript module: torch.jit.load(path)."),
-    "python": Writer(
-        "text/x-python; charset=utf-8", "py", _python,
+    ExportFormat(
+        "python", "text/x-python; charset=utf-8", "py", _python,
         "PyTorch source that rebuilds the network and loads the safetensors weights; needs "
         "torch only."),
-}
-
-
-@dataclass(frozen=True)
-class ExportFormat:
-    """One download format, shaped like `server.engine.export.ExportFormat`: `make(model,
-    spec)` takes the live model (any mode, any device; it is not changed) and the job spec as
-    JSON, and returns the file's bytes (raising ExportError, a 422, when it cannot)."""
-
-    media_type: str
-    extension: str
-    make: Callable[[Network, dict], bytes]
-    description: str
-
-
-def _maker(fmt: str) -> Callable[[Network, dict], bytes]:
-    return lambda model, spec: export_model(fmt, model, spec)[0]
-
+)}
 
 def _file_stem(spec: dict, stem: str | None) -> str:
     if stem:
@@ -99,8 +92,8 @@ def _file_stem(spec: dict, stem: str | None) -> str:
 
 
 def _known(fmt: str) -> None:
-    if fmt not in WRITERS:
-        raise ExportError(f"unknown export format {fmt!r}; expected one of: {', '.join(WRITERS)}")
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
 
 
 def export_model(fmt: str, network: Network, spec: JobSpec | dict | None = None,
@@ -113,7 +106,7 @@ def export_model(fmt: str, network: Network, spec: JobSpec | dict | None = None,
     touched: a CPU copy in eval mode is exported.
     """
     _known(fmt)
-    export = WRITERS[fmt]
+    export = FORMATS[fmt]
     model = copy.deepcopy(network).to("cpu").eval()
     if data_shape is not None:
         model.data = data_shape
@@ -160,9 +153,3 @@ def export_job_model(fmt: str, spec: JobSpec, data_shape: DataShape,
         raise ExportError(f"The saved weights do not fit this job's network: {err}",
                           loc=("path", "job_id")) from err
     return export_model(fmt, network, spec, data_shape, stem)
-
-
-FORMATS: dict[str, ExportFormat] = {
-    name: ExportFormat(w.media_type, w.extension, _maker(name), w.description)
-    for name, w in WRITERS.items()
-}

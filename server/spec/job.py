@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from server.spec.layers import Initializer, Layer
+from server.spec.vocabulary import LossName, OptimizerName, RegularizationKind, ScheduleName
 
 POINT_FEATURES = ("x1", "x2", "x1^2", "x2^2", "x1*x2", "sin(x1)", "sin(x2)", "cos(x1)", "cos(x2)")
 PointFeature = Literal[
@@ -107,7 +108,7 @@ class ModelSpec(Strict):
 
 
 class OptimizerSpec(Strict):
-    name: Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"] = Field(
+    name: OptimizerName = Field(
         "sgd", description="sgd: plain gradient descent; momentum and nesterov: SGD with momentum."
     )
     learning_rate: float = Field(0.03, gt=0.0, le=100.0, description="Step size.")
@@ -122,12 +123,12 @@ class OptimizerSpec(Strict):
 
 
 class RegularizationSpec(Strict):
-    kind: Literal["none", "l1", "l2"] = Field("none", description="Penalty added to the loss.")
+    kind: RegularizationKind = Field("none", description="Penalty added to the loss.")
     rate: float = Field(0.0, ge=0.0, le=10.0, description="Weight of the penalty (lambda).")
 
 
 class ScheduleSpec(Strict):
-    name: Literal["constant", "step", "exponential", "cosine", "cyclic", "warm_restarts"] = Field(
+    name: ScheduleName = Field(
         "constant", description="How the learning rate changes over epochs."
     )
     step_size: int = Field(
@@ -155,7 +156,7 @@ class EarlyStoppingSpec(Strict):
 
 
 class TrainingSpec(Strict):
-    loss: Literal["auto", "mse", "l1", "huber", "bce", "cross_entropy"] = Field(
+    loss: LossName = Field(
         "auto", description="auto: bce for binary, cross_entropy for k classes, mse for regression."
     )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)

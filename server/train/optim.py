@@ -3,6 +3,7 @@
 What is here: `data_loss` (mse, l1, huber, bce on logits, cross_entropy), `penalty` (L1 / L2
 on weights, TF Playground's definition), `make_optimizer` (torch optimizers from an
 `OptimizerSpec`), `scheduled_lr` (the learning rate of an epoch, a pure function).
+The names (and the catalogue's text for them) are `server.spec.vocabulary`'s.
 What is not: resolving "auto" and refusing a loss that does not fit the task
 (`server.nn.check.resolve_loss`), the training loop (trainer.py), the metrics (metrics.py).
 """
@@ -15,28 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-LOSSES = ("mse", "l1", "huber", "bce", "cross_entropy")
-LOSS_DESCRIPTIONS = {
-    "auto": "matches the task: bce for two classes, cross_entropy for more, mse for regression",
-    "mse": "mean squared error",
-    "l1": "mean absolute error",
-    "huber": "squared for small errors, absolute for large ones: robust to outliers",
-    "bce": "binary cross-entropy on the logit of one output unit",
-    "cross_entropy": "softmax cross-entropy over k output units",
-}
-# name -> (what it does, the OptimizerSpec fields it reads besides learning_rate)
-OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sgd": ("plain gradient descent", ("weight_decay",)),
-    "momentum": ("gradient descent with momentum", ("momentum", "weight_decay")),
-    "nesterov": ("gradient descent with Nesterov momentum", ("momentum", "weight_decay")),
-    "adagrad": ("a rate per weight that shrinks with the sum of its squared gradients",
-                ("eps", "weight_decay")),
-    "rmsprop": ("a rate per weight from a moving average of its squared gradients",
-                ("alpha", "eps", "momentum", "weight_decay")),
-    "adam": ("momentum and RMSProp's scaling, bias-corrected",
-             ("beta1", "beta2", "eps", "weight_decay")),
-    "adamw": ("Adam with decoupled weight decay", ("beta1", "beta2", "eps", "weight_decay")),
-}
+from server.spec.vocabulary import LOSSES, OPTIMIZERS
 
 
 def data_loss(name: str, out: Tensor, y: Tensor) -> Tensor:

@@ -33,6 +33,7 @@ from server.train.optim import (
     penalty,
     scheduled_lr,
 )
+from server.train.protocol import Diverged
 
 if TYPE_CHECKING:
     from server.data.base import Dataset
@@ -42,15 +43,6 @@ STATE_VERSION = 1
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
 SPLITS = ("train", "validation", "test")
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov", "rmsprop")
-
-
-class Diverged(RuntimeError):
-    """The loss became NaN or infinite; the message is a sentence for the user. `records`: the
-    metric records of the epochs the interrupted call did complete (keep them for the curves)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.records: list[dict] = []
 
 
 def _build_model(spec: JobSpec, dataset: Dataset) -> Callable[[int], nn.Module]:

@@ -25,7 +25,7 @@ class DirectLoop:
 
 def factory(spec, dataset, device):
     trainer = default_trainer_factory(spec, dataset, device)
-    if spec["name"] == "greedy":
+    if spec.name == "greedy":
         def train_batches(n):  # asks for far more than any GPU has
             trainer.hog = torch.empty(1 << 40, dtype=torch.uint8, device=device)
             return []
@@ -55,8 +55,8 @@ def test_out_of_memory_on_cuda_fails_only_its_job(tmp_path):
 
         def create(name, epochs):
             spec = JobSpec.model_validate({**xor_spec(epochs=epochs), "name": name})
-            spec = spec.model_dump(mode="json")
-            row = store.create_job(token="t", owner="o", spec=spec, status="queued")
+            row = store.create_job(token="t", owner="o", spec=spec.model_dump(mode="json"),
+                                   status="queued")
             engine.create(row["id"], spec).result(30)
             return row["id"]
 

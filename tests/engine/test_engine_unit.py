@@ -12,30 +12,30 @@ import torch
 from server.config import Settings
 from server.engine.engine import Conflict, Engine, JobNotFound
 from server.engine.events import Event
+from server.spec.job import JobSpec
 from server.store import Store
+from server.train.protocol import Diverged
 
 BATCHES_PER_EPOCH = 10
-
-
-class Diverged(RuntimeError):
-    pass
+FAILING: dict[str, dict] = {}  # job name -> the FakeTrainer's fail_at_step, fail_with
 
 
 class FakeTrainer:
     """A linear model trained on random data, with the Trainer interface the engine uses."""
 
-    def __init__(self, spec: dict, dataset, device) -> None:
+    def __init__(self, spec: JobSpec, dataset, device) -> None:
         self.spec = spec
         torch.manual_seed(0)
         self.model = torch.nn.Linear(8, 1)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01)
         self.x = torch.randn(16, 8)
         self.epoch = self.step = self.batch_in_epoch = 0
-        self.epochs = spec["training"].get("epochs")
+        self.epochs = spec.training.epochs
         self.finished = False
         self.stop_reason = None
-        self.fail_at_step = spec.get("fail_at_step")
-        self.fail_with = spec.get("fail_with", "boom")
+        failing = FAILING.get(spec.name or "", {})  # the Rig names a job that is to fail
+        self.fail_at_step = failing.get("fail_at_step")
+        self.fail_with = failing.get("fail_with", "boom")
 
     def train_batches(self, n: int) -> list[dict]:
         records = []
@@ -109,10 +109,14 @@ class Rig:
         with self.lock:
             self.events.append(event)
 
-    def create(self, epochs=None, start=True, **extra) -> str:
-        spec = {"dataset": {"name": "fake"}, "training": {"epochs": epochs}, "start": start,
-                **extra}
-        row = self.store.create_job(token="t", owner="o", spec=spec,
+    def create(self, epochs=None, start=True, **failing) -> str:
+        named = {}
+        if failing:
+            named["name"] = f"failing {len(FAILING)}"
+            FAILING[named["name"]] = failing
+        spec = JobSpec.model_validate({"dataset": {"name": "fake"}, "model": {"layers": []},
+                                       "training": {"epochs": epochs}, "start": start, **named})
+        row = self.store.create_job(token="t", owner="o", spec=spec.model_dump(mode="json"),
                                     status="queued" if start else "paused")
         self.engine.create(row["id"], spec).result(10)
         return row["id"]
@@ -259,7 +263,7 @@ def test_snapshots_are_paced_and_first_frame_is_sent_at_once(rig, monkeypatch):
         frames.append(options)
         return b"frame"
 
-    rig.engine._table.frames.frame_fn = frame
+    monkeypatch.setattr(rig.engine._table.frames.snapshots, "frame", frame)
     job = rig.create(start=False)
     rig.engine.subscribe(job, {"hz": 5, "layers": True}, subscriber="a").result(10)
     rig.wait(lambda: len(frames) == 1)
@@ -325,3 +329,29 @@ def test_a_job_nobody_watches_any_more_is_paused_whether_page_or_script_made_it(
         assert rig.status(watched) == "running"
     finally:
         rig.close()
+
+
+def test_the_engine_keeps_the_validated_spec_through_a_patch(rig):
+    job = rig.create(start=False)
+    assert isinstance(rig.engine._table.jobs[job].spec, JobSpec)
+    answer = rig.engine.patch(job, {"training": {"epochs": 7}}).result(10)
+    spec = rig.engine._table.jobs[job].spec
+    assert isinstance(spec, JobSpec) and spec.training.epochs == 7
+    assert answer == spec.model_dump(mode="json") == rig.store.get_job(job)["spec"]
+
+
+def test_a_stored_spec_that_is_no_longer_valid_fails_only_its_job(tmp_path):
+    rig = Rig(tmp_path)
+    good = rig.create(start=False)
+    bad = rig.store.create_job(token="t", owner="o", status="paused",
+                               spec={"dataset": {"name": "fake"}, "model": {"layers": []},
+                                     "training": {"epochs": 0}})["id"]
+    rig.close()
+    rig2 = Rig(tmp_path)
+    try:
+        assert rig2.status(good) == "paused" and rig2.status(bad) == "failed"
+        assert rig2.store.get_job(bad)["error"].startswith("the job could not be built: ")
+        rig2.engine.delete(bad).result(10)
+        assert rig2.store.get_job(bad) is None
+    finally:
+        rig2.close()

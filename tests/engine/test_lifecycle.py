@@ -15,6 +15,7 @@ from server.engine.lifecycle import (
     rule_done,
     unknown_action,
 )
+from tests.train.helpers import job_spec
 
 DO, NOTHING = True, False
 STOPPED_FAILED = {
@@ -82,9 +83,9 @@ def test_an_unknown_action_names_the_allowed_ones():
 
 
 def test_epoch_limits_and_stopping_rules():
-    assert epochs({"training": {"epochs": 3}}) == 3
-    assert epochs({"training": {"epochs": None}}) is None
-    assert epochs({}) == 500  # the JobSpec default
+    assert epochs(job_spec(epochs=3)) == 3
+    assert epochs(job_spec(epochs=None)) is None
+    assert epochs(job_spec()) == 500  # the JobSpec default
     epochs_done(2, 3)
     epochs_done(10**6, None)
     with pytest.raises(Conflict) as refused:

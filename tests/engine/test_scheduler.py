@@ -14,6 +14,7 @@ from server.engine.scheduler import (
     Scheduler,
     cost_key,
 )
+from server.spec.job import JobSpec
 
 
 @dataclass
@@ -25,8 +26,8 @@ class J:
     slices: int = 0
     cost_key: str = ""
     seconds_per_batch: float = 0.0
-    spec: dict = field(default_factory=lambda: {"dataset": {"name": "xor"},
-                                                "training": {"batch_size": 10}})
+    spec: JobSpec = field(default_factory=lambda: JobSpec.model_validate(
+        {"dataset": {"name": "xor"}, "model": {"layers": []}, "training": {"batch_size": 10}}))
 
 
 def table(*jobs: J) -> dict[str, J]:
@@ -61,8 +62,8 @@ def test_equal_jobs_are_charged_the_shared_average_cost_per_step_after_warm_up()
 
 def test_a_costlier_shape_has_its_own_estimate():
     s = Scheduler(time_slice_ms=50, max_running_jobs=4)
-    small, large = J("s"), J("l", spec={"dataset": {"name": "xor"},
-                                        "training": {"batch_size": 100}})
+    small, large = J("s"), J("l", spec=JobSpec.model_validate(
+        {"dataset": {"name": "xor"}, "model": {"layers": []}, "training": {"batch_size": 100}}))
     for _ in range(WARMUP_SLICES + 1):
         s.charge(small, seconds=1.0, steps=10)
         s.charge(large, seconds=10.0, steps=10)

@@ -10,12 +10,13 @@ import torch
 
 from server.config import Settings
 from server.data.registry import DataRegistry
-from server.engine import snapshot
+from server.engine import samples, snapshot
 from server.spec.job import JobSpec
 from server.stream import wire
 from server.train.trainer import Trainer
 
 B = snapshot.BOUNDARY
+SNAPSHOTS = snapshot.Snapshots()  # one engine's frame maker, shared by these tests
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def trained(registry, dataset: dict, layers: list[dict], batches: int = 5):
 
 
 def decode(trainer, data):
-    return wire.decode(snapshot.frame(trainer, data, {"job_id": "j"}))
+    return wire.decode(SNAPSHOTS.frame(trainer, data, {"job_id": "j"}))
 
 
 def shapes(header: dict) -> dict[str, tuple]:
@@ -57,12 +58,12 @@ def test_points_xor_every_neuron_heatmap_boundary_weights_histograms(registry):
     assert arrays["layer0.weight_hist"].sum() == 5 * 3 + 5
     assert arrays["layer0.grad_hist"].sum() == 5 * 3 + 5
     # the neuron heatmaps are tanh outputs; the thumbnail matches a direct forward pass
-    xy = snapshot.grid_xy(data.domain, 20)
+    xy = samples.grid_xy(data.domain, 20)
     expected = torch.tanh(trainer.model.layers[0].linear(
         torch.as_tensor(data.features_of(xy)))).detach().numpy().T.reshape(5, 20, 20)
     got = wire.values(header, arrays, "layer0.heatmap")
     assert np.abs(got - expected).max() < 2.0 / 255 + 1e-5
-    assert header["seq"] + 1 == wire.decode(snapshot.frame(trainer, data))[0]["seq"]
+    assert header["seq"] + 1 == wire.decode(SNAPSHOTS.frame(trainer, data))[0]["seq"]
 
 
 def test_points_circle_boundary_learns_the_circle(registry):
@@ -87,7 +88,7 @@ def test_grid_features_are_computed_once_per_job(registry, monkeypatch):
     monkeypatch.setattr(type(data), "features_of",
                         lambda self, xy: calls.append(len(xy)) or original(self, xy))
     for _ in range(3):
-        snapshot.frame(trainer, data)
+        SNAPSHOTS.frame(trainer, data)
     assert sorted(calls) == [20 * 20, B * B]
 
 
@@ -117,7 +118,7 @@ def test_images_digits_conv2d_filters_feature_maps_predictions_confusion(registr
     assert confusion.sum() == min(len(data.x_test), snapshot.CONFUSION_MAX)
     np.testing.assert_array_equal(confusion.sum(axis=1)[:3],
                                   np.bincount(data.y_test[:2000], minlength=10)[:3])
-    described = snapshot.describe(data)
+    described = samples.describe(data)
     assert len(described["samples"]["images"]) == 4 and len(described["test_grid"]["labels"]) == 16
     assert np.array(described["samples"]["images"]).shape == (4, 1, 8, 8)
     # the samples of the feature maps are those of `describe`: one of each of the first classes
@@ -142,7 +143,7 @@ def test_sequence_lstm_predictions_and_hidden_states_over_time(registry):
     assert s["layer0.hidden"] == (time_steps, 6)
     assert np.abs(arrays["layer0.hidden"]).max() <= 1.0  # h = o * tanh(c)
     assert s["layer0.weight_ih_l0"] == (24, 1)
-    described = snapshot.describe(data)
+    described = samples.describe(data)
     assert len(described["samples"]["inputs"]) == 4 and len(described["samples"]["targets"]) == 4
 
 
@@ -164,7 +165,7 @@ def test_frame_leaves_training_mode_and_gradients_alone(registry):
                             [{"type": "dense", "units": 4}, {"type": "dropout", "p": 0.5}])
     grads = [p.grad.clone() for p in trainer.model.parameters()]
     assert trainer.model.training
-    snapshot.frame(trainer, data)
+    SNAPSHOTS.frame(trainer, data)
     assert trainer.model.training
     for before, p in zip(grads, trainer.model.parameters(), strict=True):
         assert torch.equal(before, p.grad)
@@ -185,7 +186,7 @@ def test_tabular_iris_predictions_for_the_fixed_samples(registry):
     assert header["kind"] == "tabular"
     assert arrays["predictions"].shape == (4, 3)
     np.testing.assert_allclose(arrays["predictions"].sum(axis=1), 1.0, atol=1e-5)
-    described = snapshot.describe(data)
+    described = samples.describe(data)
     assert np.array(described["samples"]["inputs"]).shape == (4, 4)
     assert described["samples"]["targets"][:3] == [0, 1, 2]
 
@@ -194,12 +195,12 @@ def test_token_sequences_describe_their_token_names(registry):
     from server.spec.job import DatasetSpec
 
     dataset = registry.load(DatasetSpec(name="recall", params={"keys": 3, "values": 4, "pairs": 2}))
-    described = snapshot.describe(dataset)
+    described = samples.describe(dataset)
     # one name per token id: 12 key-value tokens A0..C3, then the questions A? B? C?
     assert described["token_names"] == [f"{k}{v}" for k in "ABC" for v in range(4)] + [
         "A?", "B?", "C?"]
     assert len(described["token_names"]) == dataset.shape.input.tokens
-    assert "token_names" not in snapshot.describe(registry.load(DatasetSpec(name="sine")))
+    assert "token_names" not in samples.describe(registry.load(DatasetSpec(name="sine")))
 
 
 @pytest.mark.parametrize("dataset, layers", [
@@ -222,3 +223,14 @@ def test_regression_frames_have_no_confusion_matrix(registry):
     trainer, data = trained(registry, {"name": "sine"}, [{"type": "lstm", "units": 4}])
     _, arrays = decode(trainer, data)
     assert "confusion" not in arrays
+
+
+def test_each_engine_keeps_its_own_contexts_and_budget(registry):
+    trainer, data = trained(registry, {"name": "xor"}, [{"type": "dense", "units": 2}])
+    first, second = snapshot.Snapshots(), snapshot.Snapshots()
+    first.frame(trainer, data)
+    first.frame(trainer, data)
+    assert trainer in first.contexts and trainer not in second.contexts
+    assert wire.decode(second.frame(trainer, data))[0]["seq"] == 1
+    assert first.budget is not second.budget
+    assert len(first.budget._costs) == 2 and len(second.budget._costs) == 1
