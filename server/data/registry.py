@@ -5,6 +5,10 @@ The kind modules declare the sets (`SETS` lists of `DataSetDef`); this module on
 them, validates a `DatasetSpec` against them, splits (server.data.splits), standardizes
 tabular sets with training statistics and caches. Thread-safe: the engine thread and the
 API's worker threads call it at once.
+
+Why it is one module of about 470 lines: who may see, train on, delete or share an upload
+(server.data.ownership decides) is applied to the same name table, under the same lock, as
+every lookup; parsing and storing a CSV live in csv_parse.py and upload.py.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ Reproducibility: batch order comes from the trainer's own seeded `torch.Generato
 model's own randomness (dropout) runs on a private copy of torch's global RNG state that is
 swapped in for the duration of each call, so a seed repeats exactly on the CPU even when the
 engine interleaves many jobs, and a checkpoint resumes exactly where it stopped.
+
+Why it is one module of about 460 lines: the step, the RNG swap around it, the epoch-end
+evaluation and the checkpoint state must be read together to see that a resumed or interleaved
+job repeats bit for bit; the pieces that stand alone (losses, optimizers, schedules, metrics)
+live in optim.py and metrics.py.
 """
 
 from __future__ import annotations
