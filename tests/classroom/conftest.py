@@ -8,6 +8,7 @@ a raw websocket handshake with any Host and Origin (a real browser cannot forge 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -118,3 +119,19 @@ def tmp_room(tmp_path: Path):
     yield start
     for live in started:
         stop_server(live)
+
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_TESTS = [pytest.mark.browser,
+                 pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no system Chromium")]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the teacher-page tests (Debian's; Playwright cannot fetch its own)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 
-import pytest
+from tests.classroom.conftest import BROWSER_TESTS, CODE, PASSWORD
 
-from tests.classroom.conftest import CODE, PASSWORD
-
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no system Chromium")]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
+pytestmark = BROWSER_TESTS
 
 
 PAINTED = """(sel) => { const c = document.querySelector(sel);

@@ -4,25 +4,9 @@ signs them out."""
 
 from __future__ import annotations
 
-import os
+from tests.classroom.conftest import BROWSER_TESTS, PASSWORD, SPEC
 
-import pytest
-
-from tests.classroom.conftest import PASSWORD, SPEC
-
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no system Chromium")]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
+pytestmark = BROWSER_TESTS
 
 
 def test_teacher_lists_and_removes_a_student(room, browser):

@@ -3,15 +3,9 @@ the decision boundary and the loss chart of views/charts.js, in a real headless 
 
 from __future__ import annotations
 
-import os
+from tests.classroom.conftest import BROWSER_TESTS, PASSWORD
 
-import pytest
-
-from tests.classroom.conftest import PASSWORD
-
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no system Chromium")]
+pytestmark = BROWSER_TESTS
 
 BLOBS = {"dataset": {"name": "blobs", "params": {"samples": 200, "classes": 3}},
          "model": {"layers": [{"type": "dense", "units": 4, "activation": "tanh"}]},
@@ -23,16 +17,6 @@ HAS_COLOUR = """([sel, rgb]) => { const c = document.querySelector(sel);
     let n = 0; for (let i = 0; i < d.length; i += 4)
       if (d[i] === rgb[0] && d[i + 1] === rgb[1] && d[i + 2] === rgb[2]) n++;
     return n > 20; }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
 
 
 def test_teacher_sees_the_student_pages_class_colours_and_loss_chart(room, browser):
