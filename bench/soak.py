@@ -16,17 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import live_server  # bench/live_server.py, beside this script
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -42,26 +40,7 @@ CLASS_ENV = {"PLAYGROUND_OPEN_MODE": "false", "PLAYGROUND_TEACHER_PASSWORD": PAS
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port",
-                             str(port), "--data-dir", str(data_dir), "--device", "cpu"],
-                            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **CLASS_ENV},
-                            stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not start; see " + str(data_dir / "server.log"))
+    return live_server.start_server(data_dir, CLASS_ENV)
 
 
 def rss_mb(pid: int) -> float:

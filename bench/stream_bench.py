@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+import live_server  # bench/live_server.py, beside this script
 import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,26 +41,9 @@ SPEC = {"dataset": {"name": "spiral", "params": {"samples": 500}},
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PLAYGROUND_MAX_ACTIVE_JOBS_PER_CLIENT": "100",
-           "PLAYGROUND_MAX_SOCKETS_PER_CLIENT": "100",
-           "PLAYGROUND_CLIENT_TIMEOUT_SECONDS": "5"}  # the frozen client is closed within a run
-    log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port), "--data-dir",
-                             str(data_dir), "--device", "cpu"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not start; see " + str(data_dir / "server.log"))
+    return live_server.start_server(data_dir, {
+        "PLAYGROUND_MAX_ACTIVE_JOBS_PER_CLIENT": "100", "PLAYGROUND_MAX_SOCKETS_PER_CLIENT": "100",
+        "PLAYGROUND_CLIENT_TIMEOUT_SECONDS": "5"})  # the frozen client is closed within a run
 
 
 def steps(http: httpx.Client, job_id: str) -> int:
