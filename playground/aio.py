@@ -80,18 +80,10 @@ class AsyncPlayground:
         return job
 
 
-class AsyncJob:
+class AsyncJob(rest.JobHandle):
     """The async `Job`."""
 
-    def __init__(self, pg: AsyncPlayground, job_id: str, token: str | None = None,
-                 info: dict | None = None) -> None:
-        self.pg = pg
-        self.id = str(job_id)
-        self.token = token or pg.token
-        self.info: dict = dict(info or {})
-
-    def __repr__(self) -> str:
-        return f"AsyncJob({self.id!r}, status={self.info.get('status')!r})"
+    pg: AsyncPlayground
 
     async def _request(self, method: str, suffix: str = "", **kwargs: Any) -> Any:
         return await self.pg.request(method, rest.job_path(self.id, suffix), token=self.token,

@@ -138,19 +138,11 @@ class Datasets:
         self._pg.request("DELETE", f"/api/datasets/{_quote(name)}")
 
 
-class Job:
+class Job(rest.JobHandle):
     """One job. `info` is the last answer read (status, progress, metrics, spec, ...);
     `refresh()` reads it again. Control methods return the job's new state."""
 
-    def __init__(self, pg: Playground, job_id: str, token: str | None = None,
-                 info: dict | None = None) -> None:
-        self.pg = pg
-        self.id = str(job_id)
-        self.token = token or pg.token
-        self.info: dict = dict(info or {})
-
-    def __repr__(self) -> str:
-        return f"Job({self.id!r}, status={self.info.get('status')!r})"
+    pg: Playground
 
     def _request(self, method: str, suffix: str = "", **kwargs: Any) -> Any:
         return self.pg.request(method, rest.job_path(self.id, suffix), token=self.token, **kwargs)

@@ -128,3 +128,18 @@ def ws_url(url: str, job_id: str, token: str | None) -> str:
 def view_url(url: str, job_id: str, token: str | None) -> str:
     fragment = f"#token={quote(token, safe='')}" if token else ""
     return f"{url}/jobs/{quote(str(job_id), safe='')}/view{fragment}"
+
+
+class JobHandle:
+    """What `Job` and `AsyncJob` share: the job's id, its token (the client's when none is
+    given) and `info`, the last answer read about it."""
+
+    def __init__(self, pg: Any, job_id: str, token: str | None = None,
+                 info: dict | None = None) -> None:
+        self.pg = pg
+        self.id = str(job_id)
+        self.token = token or pg.token
+        self.info: dict = dict(info or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id!r}, status={self.info.get('status')!r})"
