@@ -85,7 +85,14 @@ class Settings(BaseModel):
     max_active_jobs_per_client: int = Field(
         10, ge=1, description="Most running or queued jobs one caller may have."
     )
+    max_sweep_variants: int = Field(
+        64, ge=1, le=10_000, description="Most variants (jobs) one sweep may have (422 past it)."
+    )
     time_slice_ms: float = Field(20.0, gt=0, description="How long one job runs before the next.")
+    families: bool = Field(
+        True, description="Train jobs whose models can run as one tensor program together "
+        "(a family); false: every job alone, in its own time slices."
+    )
     checkpoint_seconds: float = Field(
         10.0, gt=0, description="Checkpoint a running job this often."
     )

@@ -104,11 +104,16 @@ def quota_message(column: str, value: str, n: int, limit: int, active_only: bool
 
 def finite(value: Any) -> Any:
     """`value` with every NaN or infinite float replaced by None, so that JSON stays valid."""
+    kind = type(value)
+    if kind is int or kind is str or value is None:
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
+        if all(type(v) is int for v in value):  # a confusion matrix row: nothing to do
+            return list(value)
         return [finite(v) for v in value]
     return value
 
@@ -351,23 +356,35 @@ class Store:
         transaction, the job's latest metrics, epoch and any other `job_fields`."""
         if not records and not job_fields:
             return
+        self.add_metrics_many([(job_id, records, job_fields)])
+
+    def add_metrics_many(self, batch: list[tuple[str, list[dict], dict]]) -> None:
+        """`add_metrics` for several jobs (job id, records, job fields) in one transaction
+        (a family's slice: one commit instead of one per job)."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "INSERT OR REPLACE INTO metrics (job_id, epoch, record) VALUES (?, ?, ?)",
-                [(job_id, int(r["epoch"]), _dumps(r)) for r in records],
-            )
-            fields = dict(job_fields)
-            if records:
-                fields.setdefault("metrics", records[-1])
-                fields.setdefault("epoch", int(records[-1]["epoch"]))
-            for key in ("spec", "metrics"):
-                if key in fields and fields[key] is not None:
-                    fields[key] = _dumps(fields[key])
-            fields["updated_at"] = time.time()
-            sets = ", ".join(f"{k} = ?" for k in fields)
-            conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
+            for job_id, records, job_fields in batch:
+                if not records and not job_fields:
+                    continue
+                dumped = [_dumps(r) for r in records]
+                conn.executemany(
+                    "INSERT OR REPLACE INTO metrics (job_id, epoch, record) VALUES (?, ?, ?)",
+                    [(job_id, int(r["epoch"]), d) for r, d in zip(records, dumped,
+                                                                  strict=True)],
+                )
+                fields = dict(job_fields)
+                if records:
+                    fields.setdefault("metrics", dumped[-1])
+                    fields.setdefault("epoch", int(records[-1]["epoch"]))
+                for key in ("spec", "metrics"):
+                    if key in fields and fields[key] is not None and not isinstance(
+                            fields[key], str):
+                        fields[key] = _dumps(fields[key])
+                fields["updated_at"] = time.time()
+                sets = ", ".join(f"{k} = ?" for k in fields)
+                conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?",
+                             (*fields.values(), job_id))
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)

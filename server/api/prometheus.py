@@ -87,6 +87,17 @@ def render(state) -> str:
     metric("playground_steps_per_second", "gauge",
            "Training steps a second, all jobs, since the previous scrape.", [(None, rate.rate)])
 
+    families = getattr(state.engine, "families", lambda: None)() or {
+        "count": 0, "sizes": [], "steps_per_second": []}
+    metric("playground_families", "gauge",
+           "Families: groups of jobs that train together as one tensor program.",
+           [(None, families["count"])])
+    metric("playground_family_jobs", "gauge", "Jobs in each family.",
+           [({"family": str(i)}, n) for i, n in enumerate(families["sizes"])])
+    metric("playground_family_steps_per_second", "gauge",
+           "Steps a second of each family, all its jobs together, since it was formed.",
+           [({"family": str(i)}, r) for i, r in enumerate(families["steps_per_second"])])
+
     hub = state.hub
     clients = sum(len(w) for w in hub.channels.values())
     metric("playground_stream_clients", "gauge", "Websocket clients following a job.",

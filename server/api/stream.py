@@ -4,9 +4,9 @@ The handler checks the job and the token (closing with 4404 / 4401 / 4403), regi
 channel, asks the engine for frames at the merged rate, sends `hello` (spec, status, the full
 metric history, what to draw, the arrays that will stream), then runs two tasks until either
 ends: the channel's pump (server to client, paced, one frame per ack) and the reader (client
-messages: ack, control, set, subscribe). A bad message gets an `error` frame; the socket stays,
-unless the client breaks the limits of `server.stream.limits` (a message too big: 1009; too many
-refused messages: 1008). Hello's history is downsampled (`server.api.hello`).
+messages: ack, control, set, subscribe, edit_weight). A bad message gets an `error` frame; the
+socket stays, unless the client breaks the limits of `server.stream.limits` (a message too
+big: 1009; too many refused messages: 1008). Hello's history is downsampled (`server.api.hello`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from server.api import hello as hello_parts
 from server.api.classroom.tokens import is_member
 from server.api.deps import authorize_job, bearer_token, resume_refusal
 from server.api.errors import ERRORS, close_for
+from server.api.inspect import WeightEdit
 from server.spec.job import JobPatch
 from server.spec.vocabulary import CONTROL_ACTIONS
 from server.stream.hub import CLOSE_TIMEOUT, ClientGone, Subscription, frame_layout
@@ -43,7 +44,8 @@ from server.stream.limits import (
 router = APIRouter()
 
 PROTOCOL = 1
-CLIENT_TYPES = ("ack", "control", "set", "subscribe")
+CLIENT_TYPES = ("ack", "control", "set", "subscribe", "edit_weight")
+DETAILS = ("full", "boundary")  # what a snapshot holds (server.engine.snapshot)
 WATCHDOG_SECONDS = 1.0  # how often the handler checks for a client that stopped reading
 FIRST_FRAME_WAIT = 1.5  # seconds hello waits for a first frame (for the array shapes)
 MAX_ERROR_CHARS = 400  # an error frame's message is cut to this
@@ -151,7 +153,8 @@ def _resubscribe(engine, channel) -> None:
     """Tell the engine what this client wants; it serves the fastest rate any client asked."""
     sub = channel.subscription
     if sub.snapshots:
-        engine.subscribe(channel.job_id, {"hz": sub.hz, "job_id": channel.job_id}, channel)
+        engine.subscribe(channel.job_id, {"hz": sub.hz, "job_id": channel.job_id,
+                                          "detail": sub.detail}, channel)
     else:
         engine.unsubscribe(channel.job_id, channel)
 
@@ -242,7 +245,7 @@ async def _read_messages(websocket: WebSocket, engine, hub, channel, limit: _Res
             request = body.get("type")
             request = shorten(request, 40) if isinstance(request, str) else request
             request_id = _request_id(body.get("id"))
-            if request in ("control", "set") and limits.in_flight >= MAX_IN_FLIGHT:
+            if request in ("control", "set", "edit_weight") and limits.in_flight >= MAX_IN_FLIGHT:
                 raise BadMessage(f"{MAX_IN_FLIGHT} controls of this view are still waiting for "
                                  "the engine; wait for their replies")
             outcome = _handle(body, engine, hub, channel, limit)
@@ -303,6 +306,13 @@ def _handle(body: dict, engine, hub, channel, limit: _ResumeLimit) -> tuple | No
         except ValidationError as exc:
             raise BadMessage("set: " + _pydantic_message(exc)) from None
         return engine.patch(channel.job_id, patch.model_dump(exclude_none=True)), {}
+    if kind == "edit_weight":  # the glass box (issue 16): as POST /api/jobs/{id}/weights
+        try:
+            edit = WeightEdit.model_validate(fields)
+        except ValidationError as exc:
+            raise BadMessage("edit_weight: " + _pydantic_message(exc)) from None
+        return engine.edit_weight(channel.job_id, edit.layer, edit.param, edit.index,
+                                  edit.value), {}
     if kind == "subscribe":
         channel.subscription = _subscription(fields, channel.subscription, hub.settings)
         _resubscribe(engine, channel)
@@ -313,11 +323,16 @@ def _handle(body: dict, engine, hub, channel, limit: _ResumeLimit) -> tuple | No
 
 
 def _subscription(fields: dict, current: Subscription, settings) -> Subscription:
-    unknown = set(fields) - {"snapshots", "hz", "metrics"}
+    unknown = set(fields) - {"snapshots", "hz", "metrics", "detail"}
     if unknown:
         raise BadMessage(f"subscribe: unknown fields {shorten(str(sorted(unknown)))}; expected: "
-                         "snapshots, hz, metrics")
-    new = Subscription(current.snapshots, current.hz, current.metrics)
+                         "snapshots, hz, metrics, detail")
+    new = Subscription(current.snapshots, current.hz, current.metrics, current.detail)
+    if "detail" in fields:
+        if fields["detail"] not in DETAILS:
+            raise BadMessage(f"subscribe: detail must be one of: {', '.join(DETAILS)}; "
+                             f"got {shorten(repr(fields['detail']))}")
+        new.detail = fields["detail"]
     for key in ("snapshots", "metrics"):
         if key in fields:
             if not isinstance(fields[key], bool):

@@ -1,5 +1,6 @@
 """The engine's commands: what `create`, `control`, `patch`, `delete`, `subscribe`,
-`unsubscribe` and `export` do to the job table.
+`unsubscribe` and `export` do to the job table; and the glass box's `edit_weight` (paused
+jobs only), `inspect` and `misclassified` (computed by server.engine.inspect).
 
 `Commands` has one method per command (the worker thread calls `getattr(commands, name)`)
 and one per control action (`_pause`, `_resume`, `_step`, `_stop`, `_reset`). Whether an
@@ -15,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from server.engine import inspect as inspector
 from server.engine import lifecycle
 from server.engine.events import StatusEvent
 from server.engine.job import Job, merge
@@ -34,7 +36,7 @@ class Commands:
     def create(self, job_id: str, spec: JobSpec) -> dict:
         row = self.table.store.get_job(job_id)
         job = Job(id=job_id, spec=spec, status=row["status"] if row else "paused",
-                  seq=next(self.table.seq))
+                  seq=next(self.table.seq), owner=str(row["owner"]) if row else "")
         self.table.jobs[job_id] = job
         self.table.set_progress(job)
         if spec.start:
@@ -157,6 +159,47 @@ class Commands:
             return
         self.table.frames.unsubscribe(job, subscriber)
         self.table.release_if_idle(job)
+
+    # -- the glass box (issue 16; what is computed: server.engine.inspect) ------------------
+
+    def edit_weight(self, job_id: str, layer: int, name: str, index: list[int],
+                    value: float) -> dict | inspector.Invalid:
+        """Set one parameter of a paused job's model by hand; its frame is sent again and the
+        edit reaches the next checkpoint."""
+        job = self.table.job(job_id)
+        if job.status != "paused":
+            raise Conflict(inspector.not_paused(job.status))
+        trainer = self.table.ensure_trainer(job)
+        if trainer is None:
+            raise Conflict(lifecycle.NOT_LOADED)
+        # (A job trained in a family left it before this command ran: Engine._answer.)
+        answer = inspector.edit_parameter(trainer.model, layer, name, index, value)
+        if not isinstance(answer, inspector.Invalid):
+            job.dirty = job.trained_since_frame = True
+            job.frame_due = bool(job.subscribers)
+        return answer
+
+    def inspect(self, job_id: str, request: dict) -> dict | inspector.Invalid:
+        """The forward pass of one sample (server.engine.inspect.inspect); changes nothing."""
+        job = self._inspectable(job_id)
+        answer = inspector.inspect(job.trainer, job.dataset, request)
+        self.table.release_if_idle(job)
+        return answer
+
+    def misclassified(self, job_id: str, limit: int) -> dict | inspector.Invalid:
+        """The test samples the model gets wrong now (server.engine.inspect.misclassified)."""
+        job = self._inspectable(job_id)
+        answer = inspector.misclassified(job.trainer, job.dataset, limit)
+        self.table.release_if_idle(job)
+        return answer
+
+    def _inspectable(self, job_id: str) -> Job:
+        job = self.table.job(job_id)
+        if job.status == "failed":
+            raise Conflict(inspector.FAILED)
+        if self.table.ensure_trainer(job) is None:
+            raise Conflict(lifecycle.NO_MODEL)
+        return job
 
     def export(self, job_id: str, format: str) -> tuple[JobSpec, Any, bytes]:
         """(spec, data shape, the model's weights as safetensors bytes): a CPU copy for the

@@ -21,7 +21,8 @@ Where things are decided (pure) and where they happen:
 
 Commands and their answers (futures): `create`, `control` (pause, resume, step by batch or
 epoch, stop, reset; an impossible one raises `Conflict` with a sentence for the user),
-`patch`, `delete`, `subscribe`/`unsubscribe`, `export`; `JobNotFound` for an unknown id.
+`patch`, `delete`, `subscribe`/`unsubscribe`, `export`; the glass box's `edit_weight` (paused
+jobs only), `inspect` and `misclassified`; `JobNotFound` for an unknown id.
 Reads without the worker: `progress(job_id)`, `progress_all()`, `pending_commands()`;
 `watched(job_id)` notes that a client looked at a job (REST). A `step` writes no checkpoint
 (the normal schedule does, for paused jobs too). A job that trains until stopped and that
@@ -49,6 +50,7 @@ import torch
 from server.engine.commands import Commands
 from server.engine.events import Event
 from server.engine.exports import ExportPool
+from server.engine.families import Families
 from server.engine.jobs import UNWATCHED, JobTable
 from server.engine.lifecycle import ACTIONS, TERMINAL, Conflict, JobNotFound
 from server.engine.scheduler import Scheduler
@@ -63,6 +65,9 @@ __all__ = ["ACTIONS", "OUT_OF_MEMORY", "TERMINAL", "UNWATCHED", "Conflict", "Eng
            "EngineStopped", "JobNotFound", "default_trainer_factory"]
 
 log = logging.getLogger("playground.engine")
+
+# Commands that need not take a job out of its family: frames read the live weights.
+SEES_LIVE_WEIGHTS = ("subscribe", "unsubscribe", "create")
 
 
 class Engine:
@@ -79,6 +84,8 @@ class Engine:
         self._scheduler = Scheduler(settings.time_slice_ms, settings.max_running_jobs)
         self._table = JobTable(settings, store, self._scheduler,
                                Trainers(self.device, store, datasets, trainer_factory))
+        self._families = Families(getattr(settings, "families", True))
+        self._table.families = self._families
         self._commands = Commands(self._table)
         self._jobs = self._table.jobs  # the job table (tests read it)
         self._exports = ExportPool(getattr(settings, "max_concurrent_exports", 2),
@@ -153,6 +160,47 @@ class Engine:
         self._worker.submit("export", job_id, format).add_done_callback(copied)
         return result
 
+    # -- the glass box (issue 16) -----------------------------------------------------------
+
+    def edit_weight(self, job_id: str, layer: int, name: str, index: list[int],
+                    value: float) -> Future:
+        """Set one weight or bias (`name` "weight", "bias", ... of layer `layer`, at `index`)
+        of a paused job; resolves to `{"layer", "param", "index", "old", "value"}`, or raises
+        Conflict (not paused) or SpecError (a bad layer, name or index, with the range)."""
+        return self._checked("edit_weight", job_id, layer, name, list(index), float(value))
+
+    def inspect(self, job_id: str, request: dict) -> Future:
+        """The forward pass of one sample (`{"split", "index"}`, `{"point": [x, y]}` or
+        `{"x": ...}`, optional `target`): every layer's values, the output, the loss, the input
+        gradient (server.engine.inspect). Changes no training state."""
+        return self._checked("inspect", job_id, dict(request))
+
+    def misclassified(self, job_id: str, limit: int) -> Future:
+        """The first `limit` test samples the model gets wrong now."""
+        return self._checked("misclassified", job_id, int(limit))
+
+    def _checked(self, name: str, job_id: str, *args: Any) -> Future:
+        """A command whose answer may be an `Invalid` request: raised as a SpecError (422)
+        here, so that the worker does not log a user's mistake as an engine failure."""
+        from server.engine.inspect import Invalid
+        from server.spec.errors import SpecError
+
+        result: Future = Future()
+
+        def done(work: Future) -> None:
+            try:
+                answer = work.result()
+            except Exception as exc:  # JobNotFound, Conflict, EngineStopped
+                result.set_exception(exc)
+                return
+            if isinstance(answer, Invalid):
+                result.set_exception(SpecError(answer.loc, answer.msg))
+            else:
+                result.set_result(answer)
+
+        self._worker.submit(name, job_id, *args).add_done_callback(done)
+        return result
+
     def watched(self, job_id: str) -> None:
         """A client read the job (REST): it counts as watched (see _pause_unwatched)."""
         with self._table.lock:
@@ -169,6 +217,10 @@ class Engine:
     def progress_all(self) -> dict[str, dict]:
         with self._table.lock:
             return {k: dict(v) for k, v in self._table.progress.items()}
+
+    def families(self) -> dict:
+        """The families training now (for /metrics): count, sizes, steps/s of each."""
+        return self._families.stats()
 
     def pending_commands(self) -> int:
         """Commands waiting for the worker thread (for /metrics)."""
@@ -193,8 +245,12 @@ class Engine:
             if self._worker.stopping:
                 break
             try:
+                self._families.regroup(self._jobs)
                 job = self._scheduler.next_job(self._jobs)
-                if job is not None:
+                family = self._families.of(job) if job is not None else None
+                if family is not None:
+                    self._table.run_family_slice(family)
+                elif job is not None:
                     self._table.run_slice(job)
                 self._table.send_frames()
                 self._table.checkpoint_due()
@@ -224,6 +280,8 @@ class Engine:
                                            floor)
 
     def _answer(self, command: Command) -> None:
+        if command.name not in SEES_LIVE_WEIGHTS:  # the job trains alone until regrouped
+            self._families.detach(self._jobs.get(command.key))
         handler = getattr(self._commands, command.name)
         self._worker.answer(command, handler, quiet=(JobNotFound, Conflict))
 

@@ -64,6 +64,9 @@ class Frames:
     def build(self, job: Any, now: float) -> bytes | None:
         """The frame of a due job (its trainer loaded); None when the snapshot failed."""
         options = {k: v for k, v in list(job.subscribers.values())[-1].items() if k != "hz"}
+        # One frame serves every watcher: only the main view when all of them asked for that.
+        light = all(o.get("detail") == "boundary" for o in job.subscribers.values())
+        options["detail"] = "boundary" if light else "full"
         try:
             data = self.snapshots.frame(job.trainer, job.dataset, options)
         except Exception:

@@ -21,11 +21,13 @@ class Job:
     spec: JobSpec  # validated, with any PATCH applied
     status: str
     seq: int  # creation order, for the queue
+    owner: str = ""  # who made it (the store row's owner): the fair share is per owner
     epoch: int = 0
     step: int = 0
     trainer: Any = None
     dataset: Any = None
     charge: float = 0.0  # device seconds used: the scheduler's virtual clock
+    family_charge: float | None = None  # in a family: its members' lowest clock (commands)
     slices: int = 0
     last_used: float = 0.0  # monotonic time its trainer was last needed
     cost_key: str = ""  # jobs with the same key share a step cost (scheduler.cost_key)

@@ -59,6 +59,7 @@ class JobTable:
         self.on_event: Callable[[Event], None] | None = None
         self._last_housekeeping = 0.0
         self._wall_clock = trainers.device.type == "cuda"
+        self.families = None  # server.engine.families.Families, set by the engine
 
     def job(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)
@@ -96,7 +97,8 @@ class JobTable:
         if trainer.finished:
             self.finish(job)
             return
-        n = self.scheduler.batches(job, self.jobs)
+        units = self.families.units(self.jobs) if self.families is not None else None
+        n = self.scheduler.batches(job, self.jobs, units)
         start_wall, start_clock = time.perf_counter(), self._clock()
         records, message = self.train(job, trainer.train_batches, n)
         if message is not None:
@@ -104,12 +106,63 @@ class JobTable:
             del trainer
             self.fail(job, message)
             return
-        self.scheduler.charge(job, self._clock() - start_clock, int(trainer.step) - job.step)
+        self.scheduler.charge(job, self._clock() - start_clock, int(trainer.step) - job.step,
+                              self.owner_share(job))
         self.scheduler.timed(job, time.perf_counter() - start_wall, n)
         job.dirty = job.trained_since_frame = True
         self.record(job, records)
         if trainer.finished:
             self.finish(job)
+
+    def run_family_slice(self, family) -> None:
+        """One slice of a family: every member trains the same number of steps; each is
+        charged its share of the time; a member that fails or finishes leaves the family."""
+        members = self.families.members(family, self.jobs)
+        n = self.scheduler.batches(family, self.jobs, self.families.units(self.jobs))
+        start_wall, start_clock = time.perf_counter(), self._clock()
+        try:
+            results = family.train(n)
+        except Exception as exc:  # a bug in the family: every member trains alone again
+            log.exception("family slice failed; its jobs train alone")
+            self.families.release_all()
+            del exc
+            return
+        share = (self._clock() - start_clock) / max(1, len(members))
+        owners = self.owner_counts()
+        self.scheduler.timed(family, time.perf_counter() - start_wall, n)
+        done = []
+        for job in members:
+            trainer = job.trainer
+            records, error = results.get(trainer, ([], None))
+            self.scheduler.charge_share(job, share * owners.get(job.owner, 1))
+            job.dirty = job.trained_since_frame = True
+            if error is not None:
+                message, kept = failure(job.id, error)
+                if kept:
+                    self.record(job, kept)
+                del trainer
+                self.fail(job, message)
+                continue
+            done.append((job, records))
+        if members:
+            low = min(j.charge for j in members)
+            for job in members:
+                job.family_charge = low
+        self.record_many(done)
+        for job, _records in done:
+            if job.trainer is not None and job.trainer.finished:
+                self.finish(job)
+
+    def owner_counts(self) -> dict[str, int]:
+        """Running jobs per owner: each owner's jobs share one owner's part of the device."""
+        counts: dict[str, int] = {}
+        for job in self.jobs.values():
+            if job.status == "running":
+                counts[job.owner] = counts.get(job.owner, 0) + 1
+        return counts
+
+    def owner_share(self, job: Job) -> int:
+        return self.owner_counts().get(job.owner, 1)
 
     def train(self, job: Job, call: Callable[..., list[dict]],
               *args: Any) -> tuple[list[dict], str | None]:
@@ -133,6 +186,21 @@ class JobTable:
                 self.pause_for_storage(job, pause, error=True)
             self.emit(MetricsEvent(job.id, records))
         self.set_progress(job)
+
+    def record_many(self, items: list[tuple[Job, list[dict]]]) -> None:
+        """`record` for a family's members: their histories in one transaction."""
+        written = []
+        for job, records in items:
+            job.epoch, job.step = int(job.trainer.epoch), int(job.trainer.step)
+            if records:  # a family's records are finite already (family_eval)
+                written.append((job, records))
+        pauses = self.storage.write_histories(written) if written else {}
+        for job, records in written:
+            if pauses.get(job.id) is not None:  # the records are kept: nothing is lost
+                self.pause_for_storage(job, pauses[job.id], error=True)
+            self.emit(MetricsEvent(job.id, records))
+        for job, _records in items:
+            self.set_progress(job)
 
     def finish(self, job: Job) -> None:
         if job.unwritten:  # it stays paused until its history is saved
@@ -240,6 +308,8 @@ class JobTable:
     # -- checkpoints and housekeeping -------------------------------------------------------
 
     def checkpoint(self, job: Job) -> None:
+        if self.families is not None:
+            self.families.sync(job)  # a family member's optimizer state into its trainer
         self.storage.checkpoint(job)
 
     def checkpoint_due(self) -> None:
@@ -307,7 +377,7 @@ class JobTable:
                 spec = JobSpec.model_construct(**row["spec"])
                 broken = "the job could not be built: " + short(exc)
             job = Job(id=row["id"], spec=spec, status=row["status"], seq=next(self.seq),
-                      epoch=row["epoch"], step=row["step"])
+                      epoch=row["epoch"], step=row["step"], owner=str(row["owner"]))
             if broken is not None:
                 job.status = "failed"
                 self.store.update_job(job.id, status="failed", error=broken)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 THUMBNAIL = 20  # per-neuron heatmap side
-BOUNDARY = 50  # output heatmap side (cost: a forward pass over BOUNDARY**2 points per frame)
+BOUNDARY = 100  # output heatmap side, as TF Playground (a forward pass over BOUNDARY**2 points)
 IMAGE_SAMPLES = 4
 IMAGE_GRID = 16
 SEQUENCE_SAMPLES = 4

@@ -74,17 +74,26 @@ class Scheduler:
         charges = [j.charge for j in running(jobs)]
         return min(charges) if charges else 0.0  # charges only compare among running jobs
 
-    def slice_seconds(self, jobs: Mapping[str, Any]) -> float:
-        """time_slice_ms, shortened when many jobs run so that each gets a turn about every
-        ROTATION_S (smooth progress and frames); never below MIN_SLICE_S."""
+    def slice_seconds(self, jobs: Mapping[str, Any], units: int | None = None) -> float:
+        """time_slice_ms, shortened when many units run (jobs, or a family for all of its
+        jobs: `units`) so that each gets a turn about every ROTATION_S (smooth progress and
+        frames); never below MIN_SLICE_S."""
         configured = self.time_slice_ms / 1000.0
-        return min(configured, max(MIN_SLICE_S, ROTATION_S / max(1, len(running(jobs)))))
+        count = len(running(jobs)) if units is None else units
+        return min(configured, max(MIN_SLICE_S, ROTATION_S / max(1, count)))
 
-    def batches(self, job: Any, jobs: Mapping[str, Any]) -> int:
-        """How many batches `job` trains in its next slice (1 until its speed is known)."""
+    def charge_share(self, job: Any, seconds: float) -> None:
+        """A family member's clock advances by its share of the family's slice."""
+        job.slices += 1
+        job.charge += seconds
+
+    def batches(self, job: Any, jobs: Mapping[str, Any], units: int | None = None) -> int:
+        """How many batches `job` (or a family) trains in its next slice (1 until its speed
+        is known)."""
         if job.seconds_per_batch <= 0:
             return 1
-        return max(1, min(MAX_BATCHES, int(self.slice_seconds(jobs) / job.seconds_per_batch)))
+        seconds = self.slice_seconds(jobs, units)
+        return max(1, min(MAX_BATCHES, int(seconds / job.seconds_per_batch)))
 
     def timed(self, job: Any, wall: float, batches: int) -> None:
         """Note that `batches` took `wall` seconds: the next slice is sized from it."""
@@ -92,9 +101,10 @@ class Scheduler:
         job.seconds_per_batch = (per_batch if job.seconds_per_batch <= 0
                                  else 0.7 * job.seconds_per_batch + 0.3 * per_batch)
 
-    def charge(self, job: Any, seconds: float, steps: int) -> None:
+    def charge(self, job: Any, seconds: float, steps: int, weight: int = 1) -> None:
         """Advance the job's clock by `steps` at the recent average cost per step of jobs of
-        its shape (see the module docstring); `seconds` is what the slice measured."""
+        its shape (see the module docstring); `seconds` is what the slice measured. `weight`:
+        the owner's running jobs, so that one owner's 10 jobs share one owner's part."""
         job.slices += 1
         if not job.cost_key:
             job.cost_key = cost_key(job.spec)
@@ -103,7 +113,7 @@ class Scheduler:
             cost[0] = cost[0] * COST_DECAY + seconds
             cost[1] = cost[1] * COST_DECAY + steps
         if cost[1] > 0:
-            job.charge += steps * cost[0] / cost[1]
+            job.charge += steps * cost[0] / cost[1] * weight
 
     # -- places ----------------------------------------------------------------------------
 
@@ -130,7 +140,11 @@ class Scheduler:
         else its command clock, never behind the running jobs' (`floor`)."""
         job = jobs.get(key)
         if job is not None and job.status == "running":
-            return job.charge
+            # A family member trains when its family does: its commands wait for the
+            # family's turn, not for its own clock (commands may have put it ahead of the
+            # others, and the family's members advance together).
+            family = getattr(job, "family_charge", None)
+            return job.charge if family is None else min(job.charge, family)
         charge = max(self.command_charge.get(key, floor), floor)
         self.command_charge[key] = charge
         return charge

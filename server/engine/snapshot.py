@@ -242,6 +242,12 @@ def _points(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
     b.add_quantized("output.boundary", out.T.reshape(-1, BOUNDARY, BOUNDARY).cpu().numpy())
 
 
+def _boundary(b: FrameBuilder, model, ctx: Context, how: str) -> None:
+    """Only the output map (detail "boundary": a tile that draws nothing else)."""
+    out = _transform(model(ctx.inputs["fine"]).float(), how)  # (B*B, outputs)
+    b.add_quantized("output.boundary", out.T.reshape(-1, BOUNDARY, BOUNDARY).cpu().numpy())
+
+
 def _images(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
     model = trainer.model
     image = tuple(ctx.inputs["samples"].shape[1:])  # (channels, height, width)
@@ -325,16 +331,22 @@ def _frame(trainer: TrainerLike, dataset, options: dict, ctx: Context) -> bytes:
     was_training = model.training
     if ctx.needs_eval:
         model.eval()
+    light = options.get("detail") == "boundary"
+    b.header["detail"] = "boundary" if light else "full"
     try:
         with torch.no_grad():
-            if ctx.kind == "points2d":
+            if ctx.kind == "points2d" and light:
+                _boundary(b, model, ctx, how)
+            elif ctx.kind == "points2d":
                 _points(b, trainer, ctx, how)
             elif ctx.kind == "image":
                 _images(b, trainer, ctx, how)
             else:
                 _sequences(b, trainer, ctx, how, modules, specs)
-            _confusion(b, trainer, ctx, how)
-        _add_parameters(b, ctx)
+            if not light:
+                _confusion(b, trainer, ctx, how)
+        if not light:
+            _add_parameters(b, ctx)
     finally:
         if ctx.needs_eval:
             model.train(was_training)

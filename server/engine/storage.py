@@ -83,6 +83,22 @@ class Storage:
         job.unwritten = []
         job.note = {}
 
+    def write_histories(self, items: list[tuple[Any, list[dict]]]) -> dict[str, str | None]:
+        """`write_history` for several jobs in one transaction; if SQLite refuses it, each
+        job is written (or its records kept) on its own. {job id: pause sentence or None}."""
+        batch, pending_of = [], {}
+        for job, records in items:
+            pending = [*job.unwritten, *(stored_record(r, self.settings) for r in records)]
+            pending_of[job.id] = pending
+            batch.append((job.id, pending, {"step": job.step}))
+        try:
+            self.store.add_metrics_many(batch)
+        except sqlite3.Error:
+            return {job.id: self.write_history(job, records) for job, records in items}
+        for job, _records in items:
+            job.unwritten = []
+        return {job.id: None for job, _records in items}
+
     def write_history(self, job: Any, records: list[dict]) -> str | None:
         """Write `records` (kept compact) after any kept earlier; when SQLite refuses, keep
         them and return the sentence the job pauses with."""

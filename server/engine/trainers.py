@@ -111,6 +111,9 @@ class Trainers:
         return self.datasets.load(spec.dataset)
 
     def free(self, job: Any) -> None:
+        family = getattr(job.trainer, "family", None)
+        if family is not None:  # its family gives every member its own weights back
+            family.release()
         had = job.trainer is not None
         job.trainer = None
         job.dataset = None

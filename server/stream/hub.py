@@ -40,9 +40,11 @@ class Subscription:
     snapshots: bool = True
     hz: float = 10.0
     metrics: bool = True
+    detail: str = "full"  # "boundary": only the main view (a tile on the wall or a sweep)
 
     def as_dict(self) -> dict:
-        return {"snapshots": self.snapshots, "hz": self.hz, "metrics": self.metrics}
+        return {"snapshots": self.snapshots, "hz": self.hz, "metrics": self.metrics,
+                "detail": self.detail}
 
 
 class ClientGone(Exception):

@@ -99,6 +99,7 @@ class Trainer:
         self.gradient_clip = training.gradient_clip
         self.early_stopping = training.early_stopping
         self.resets = 0
+        self.family = None  # the DenseFamily training it now (server.train.family), if any
         self._start(training.seed)
 
     # ------------------------------------------------------------------ set-up

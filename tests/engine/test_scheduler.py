@@ -142,3 +142,25 @@ def test_without_training_every_command_runs_and_a_paid_account_is_forgotten():
     assert key == "gone" and s.command_charge == {}
     s.add_command("x", 4)
     assert s.take_all() == [4] and s.waiting() == 0
+
+
+def test_an_owner_with_three_running_jobs_gets_one_owners_share():
+    # One student's 3 jobs against another's 1: charged 3x per step each, so over the same
+    # device time the lone student's job makes as much progress as the three together.
+    s = Scheduler(time_slice_ms=50, max_running_jobs=8)
+    many = [J(f"m{i}", seq=i) for i in range(3)]
+    lone = J("lone", seq=3)
+    jobs = table(*many, lone)
+    steps = {j.id: 0 for j in jobs.values()}
+    for _ in range(WARMUP_SLICES + 400):
+        job = s.next_job(jobs)
+        s.charge(job, 0.001, 10, weight=3 if job.id.startswith("m") else 1)
+        steps[job.id] += 10
+    assert steps["lone"] == pytest.approx(sum(steps[j.id] for j in many), rel=0.05)
+
+
+def test_a_family_member_is_charged_its_share():
+    s = Scheduler(time_slice_ms=50, max_running_jobs=8)
+    job = J("a", charge=1.0)
+    s.charge_share(job, 0.25)
+    assert job.charge == 1.25 and job.slices == 1

@@ -42,14 +42,17 @@ def test_known_problems_reach_their_accuracy(server, spec, metric, target):
         delete(client, job["id"])
 
 
-def test_the_same_seed_twice_gives_identical_loss_histories(server):
+def test_the_same_seed_twice_gives_the_same_loss_histories(server):
+    # Two jobs with one seed train together (one family) or alone depending on timing: their
+    # histories agree within float rounding (docs/INTERNALS.md, "Families").
     with server.client() as client:
         jobs = [create(client, xor_spec(epochs=20, seed=7)) for _ in range(2)]
         for job in jobs:
             wait_status(client, job["id"], "completed")
         a, b = (history(client, job["id"]) for job in jobs)
-        assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
-        assert [r["test_loss"] for r in a] == [r["test_loss"] for r in b]
+        assert len(a) == len(b) == 20
+        for key in ("train_loss", "test_loss"):
+            assert [r[key] for r in a] == pytest.approx([r[key] for r in b], abs=1e-5)
         for job in jobs:
             delete(client, job["id"])
 
@@ -153,7 +156,9 @@ def test_sigkill_mid_training_keeps_every_history_and_the_job_resumes(tmp_path):
             assert [r["epoch"] for r in resumed] == list(range(1, len(resumed) + 1))
             # Replayed epochs are the same numbers: training resumed from the checkpoint.
             overlap = min(len(before), len(resumed))
-            assert [r["train_loss"] for r in resumed[:overlap]] == \
-                [r["train_loss"] for r in before[:overlap]]
+            # (Within float rounding: before the kill the two jobs may have trained as one
+            # family, after it this one trains alone.)
+            assert [r["train_loss"] for r in resumed[:overlap]] == pytest.approx(
+                [r["train_loss"] for r in before[:overlap]], abs=1e-5)
     finally:
         stop_server(live)

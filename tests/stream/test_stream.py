@@ -29,7 +29,8 @@ def check_hello(hello: dict, job_id: str) -> None:
                             "boundary": snapshot.BOUNDARY}
     for meta in hello["arrays"]:
         assert set(meta) == {"name", "dtype", "shape"}
-    assert hello["subscription"] == {"snapshots": True, "hz": 10.0, "metrics": True}
+    assert hello["subscription"] == {"snapshots": True, "hz": 10.0, "metrics": True,
+                                     "detail": "full"}
     assert hello["limits"]["max_snapshot_hz"] == 30.0
 
 
@@ -86,7 +87,8 @@ def test_every_message_type_matches_its_schema(server, jobs):
             assert "expected one of: ack, control, set, subscribe" in error["message"]
             await c.send({"type": "subscribe", "hz": 100})
             reply = await c.next("reply", where=lambda m: m["request"] == "subscribe")
-            assert reply["subscription"] == {"snapshots": True, "hz": 30.0, "metrics": True}
+            assert reply["subscription"] == {"snapshots": True, "hz": 30.0, "metrics": True,
+                                             "detail": "full"}
 
     run(main())
 
@@ -119,6 +121,28 @@ def test_heatmaps_decode_to_advertised_shapes_and_change_as_training_proceeds(se
             # x1 over the grid: grows along a row, is constant down a column (row 0 = top)
             x1 = wire.values(first, arrays, "input.heatmap")[0]
             assert x1[0, -1] > x1[0, 0] and np.allclose(x1[:, 3], x1[0, 3], atol=0.05)
+
+    run(main())
+
+
+def test_a_boundary_subscription_gets_frames_with_only_the_output_map(server, jobs):
+    job_id, _ = jobs()
+
+    async def main():
+        async with connect(server, job_id) as ws:
+            c = Client(ws)
+            await c.recv()
+            await c.send({"type": "subscribe", "detail": "boundary", "id": 1})
+            reply = await c.next("reply", where=lambda m: m["request"] == "subscribe")
+            assert reply["subscription"]["detail"] == "boundary"
+            header, arrays = await c.next("snapshot", where=lambda f: f[0].get("detail")
+                                          == "boundary", timeout=30)
+            await c.send({"type": "ack"})
+            assert set(arrays) == {"output.boundary"}
+            assert arrays["output.boundary"].shape == (1, snapshot.BOUNDARY, snapshot.BOUNDARY)
+            await c.send({"type": "subscribe", "detail": "nothing"})
+            error = await c.next("error")
+            assert "detail must be one of: full, boundary" in error["message"]
 
     run(main())
 

@@ -1,0 +1,542 @@
+"""A family: several jobs' dense networks trained as one tensor program, one step for all.
+
+`family_key(trainer)` says which trainers can train together (None: this one trains alone):
+equal keys mean the same sequence of operations (depth, activations, bias, dropout places,
+loss, output units) and comparable sizes (widths, data). Members with different optimizers
+share a family: members are kept in rows by optimizer kind, each kind updates its own rows.
+`DenseFamily(trainers)` stacks their weights, padded to the largest width of each layer, into
+one flat buffer (K jobs x P parameters); each job's `nn.Linear` parameters become views into
+it, so the job's own model (frames, evaluation, export) always sees the live weights.
+
+`train(n)` runs n steps of every member. Each member keeps everything that makes its run its
+own: its data, its batch order (drawn from its own generator exactly when it would draw alone),
+batch size, learning rate and schedule, optimizer hyperparameters and state, regularization
+rate, dropout randomness (its own generator, same draws as alone) and epoch budget. Steps run
+in chunks between events known in advance (a member finishing its budget ends a chunk); the
+batches of a chunk are gathered at once. A member's epoch end snapshots its weights; the
+records of a chunk are evaluated together (`family_eval`). The result: the same records,
+weights and checkpoints as the job alone, within float rounding.
+
+`sync(trainer)` writes a member's optimizer state and dropout randomness back into its
+Trainer (before a checkpoint); `release()` gives every member its own parameters again.
+What is not here: which jobs form families and when (server.engine.families).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from server.spec.layers.core import DenseSpec, DropoutSpec
+from server.train.family_batches import dropout_masks, gather
+from server.train.family_eval import evaluate_snapshots
+from server.train.family_math import (
+    COUNTS_STEPS,
+    FAMILY_ACTIVATIONS,
+    FAMILY_LOSSES,
+    FAMILY_OPTIMIZERS,
+    KINDS,
+    NONZERO_AT_ZERO,
+    STATE_KEYS,
+    FlatOptimizer,
+    act_backward,
+    act_forward,
+    eval_loss,
+    grad_scale,
+    output_grad,
+)
+from server.train.protocol import Diverged
+
+MAX_CHUNK = 128  # steps gathered at once
+SPLITS = ("train", "validation", "test")
+
+
+def _bucket(n: int) -> int:
+    """Sizes up to 16 are one bucket (such models cost their operations' count, not their
+    size); above, powers of two, so no member pads to more than twice its own size."""
+    return max(4, math.ceil(math.log2(max(1, n))))
+
+
+def family_key(trainer) -> tuple | None:
+    """The key of trainers that can train together, or None (this one trains alone)."""
+    model = getattr(trainer, "model", None)
+    spec = getattr(trainer, "spec", None)
+    if model is None or spec is None or not hasattr(model, "layer_specs"):
+        return None
+    training = spec.training
+    if (training.early_stopping is not None or training.gradient_clip is not None
+            or trainer.loss_name not in FAMILY_LOSSES
+            or training.optimizer.name not in FAMILY_OPTIMIZERS
+            or trainer.shape.input.rank != 1 or trainer.shape.input.tokens is not None):
+        return None
+    ops: list[tuple] = []
+    widths = [trainer.shape.input.dims[0]]
+    for layer_spec, module in zip(model.layer_specs, model.layers, strict=True):
+        if isinstance(layer_spec, DenseSpec):
+            if layer_spec.activation not in FAMILY_ACTIVATIONS:
+                return None
+            slope = layer_spec.negative_slope if layer_spec.activation == "leaky_relu" else 0.0
+            ops.append(("dense", layer_spec.activation, slope, layer_spec.bias))
+            widths.append(layer_spec.units)
+        elif isinstance(layer_spec, DropoutSpec) and isinstance(module, nn.Dropout):
+            if trainer.device.type != "cpu" and layer_spec.p > 0:
+                return None  # CUDA draws dropout masks with another kernel
+            ops.append(("dropout",))
+        else:
+            return None
+    if not ops or ops[-1][0] != "dense":
+        return None
+    rows = max(len(x) for x, _ in trainer.data.values())
+    return ("dense", str(trainer.device), trainer.shape.task, trainer.shape.num_classes,
+            trainer.loss_name, widths[-1], tuple(ops), _bucket(max(widths[:-1])),
+            _bucket(rows))
+
+
+@dataclass
+class _Dense:
+    out: int  # padded sizes
+    inp: int
+    w_at: int  # offset of the weights in the flat buffer
+    b_at: int | None  # offset of the bias, None without bias
+    act: str
+    slope: float
+    unit_mask: Tensor | None = None  # (K, 1, out): padded units of nonzero-at-zero activations
+    w: Tensor | None = None  # views into the family's flat buffers (_train_views)
+    wt: Tensor | None = None
+    b: Tensor | None = None
+    gw: Tensor | None = None
+    gb: Tensor | None = None
+
+
+@dataclass
+class _Member:
+    trainer: object
+    linears: list[nn.Linear]
+    dropout_p: list[float]  # per dropout op
+    dropout_width: list[int]  # the member's own width at each dropout op
+    generator: torch.Generator | None = None  # its dropout randomness (the trainer's _rng_cpu)
+    matrix: Tensor | None = None  # the batches of its current epoch (batches, B) as indices
+    events: list = field(default_factory=list)
+
+
+class DenseFamily:
+    """Trainers with equal `family_key`s, stacked; see the module docstring."""
+
+    def __init__(self, trainers: list) -> None:
+        order = list(KINDS.values())
+        trainers = sorted(trainers, key=lambda t: order.index(
+            KINDS[t.spec.training.optimizer.name]))  # each optimizer kind in adjacent rows
+        first = trainers[0]
+        self.device = first.device
+        self.k = len(trainers)
+        self.loss_name = first.loss_name
+        self.task = first.shape.task
+        self.num_classes = first.shape.num_classes or 2
+        self.threshold = 0.0 if self.loss_name == "bce" else 0.5
+        self.members: list[_Member] = []
+        self.ops: list = []
+        self.seconds_per_batch = 0.0  # the scheduler sizes a family's slices from this
+        self.steps = 0
+        self._layout(trainers)
+        self._load_data()
+        self._bind()
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _layout(self, trainers: list) -> None:
+        per_member = []
+        for trainer in trainers:
+            linears, probs, widths = [], [], []
+            width = trainer.shape.input.dims[0]
+            for layer_spec, module in zip(trainer.model.layer_specs, trainer.model.layers,
+                                          strict=True):
+                if isinstance(layer_spec, DenseSpec):
+                    linears.append(module.linear)
+                    width = layer_spec.units
+                else:
+                    probs.append(float(layer_spec.p))
+                    widths.append(width)
+            per_member.append(_Member(trainer, linears, probs, widths))
+        self.members = per_member
+        self.features = max(t.shape.input.dims[0] for t in trainers)
+        offset = 0
+        dense_index = 0
+        specs = list(trainers[0].model.layer_specs)
+        for layer_spec in specs:
+            if isinstance(layer_spec, DenseSpec):
+                out = max(m.linears[dense_index].out_features for m in per_member)
+                inp = max(m.linears[dense_index].in_features for m in per_member)
+                w_at, offset = offset, offset + out * inp
+                b_at = None
+                if layer_spec.bias:
+                    b_at, offset = offset, offset + out
+                slope = layer_spec.negative_slope if layer_spec.activation == "leaky_relu" else 0.0
+                self.ops.append(_Dense(out, inp, w_at, b_at, layer_spec.activation, slope))
+                dense_index += 1
+            else:
+                self.ops.append(("dropout", len([o for o in self.ops if isinstance(o, tuple)])))
+        self.size = offset
+        self.units = self.ops[-1].out
+
+    def _load_data(self) -> None:
+        """Every member's splits, padded: (K, rows + 1, features), the last row a dummy that
+        padded batch slots point at."""
+        k, dev = self.k, self.device
+        self.n_train = [m.trainer.n_train for m in self.members]
+        self.rows = max(self.n_train)
+        self.dummy = self.rows
+        self.split_data: dict[str, tuple] = {}
+        for split in SPLITS:
+            have = [split in m.trainer.data for m in self.members]
+            if not any(have):
+                continue
+            rows = max(len(m.trainer.data[split][0]) for m, h in zip(self.members, have,
+                                                                   strict=True) if h)
+            rows = max(rows, self.rows) if split == "train" else rows
+            x = torch.zeros(k, rows + 1, self.features, device=dev)
+            target = torch.zeros(k, rows + 1, self.units, device=dev)
+            index = torch.zeros(k, rows + 1, dtype=torch.long, device=dev)
+            labels = (torch.zeros(k, rows + 1, dtype=torch.long, device=dev)
+                      if self.task == "classification" else torch.zeros(k, rows + 1, 1,
+                                                                         device=dev))
+            mask = torch.zeros(k, rows + 1, dtype=torch.bool, device=dev)
+            for i, member in enumerate(self.members):
+                if not have[i]:
+                    continue
+                xs, ys = member.trainer.data[split]
+                n, f = xs.shape
+                x[i, :n, :f] = xs
+                mask[i, :n] = True
+                if self.task == "classification":
+                    labels[i, :n] = ys
+                    index[i, :n] = ys
+                    if self.units == 1:
+                        target[i, :n, 0] = ys.to(target.dtype)
+                    else:
+                        target[i, :n] = nn.functional.one_hot(ys, self.units).to(target.dtype)
+                else:
+                    labels[i, :n] = ys
+                    target[i, :n] = ys
+            self.split_data[split] = (x, target, index, labels, mask, have)
+        self.x, self.target, self.index = self.split_data["train"][:3]
+        self.batch = max(m.trainer.batch_size for m in self.members)
+        self.dummies = torch.full((self.batch,), self.dummy, dtype=torch.long, device=dev)
+
+    def _bind(self) -> None:
+        """Copy each member's weights and optimizer state in; its parameters become views."""
+        k, dev = self.k, self.device
+        self.flat = torch.zeros(k, self.size, device=dev)
+        self.penalized = torch.zeros(1, self.size, device=dev)
+        names = [m.trainer.spec.training.optimizer.name for m in self.members]
+        self.optimizers: list[tuple[int, int, FlatOptimizer]] = []  # (first row, end, it)
+        self._rows: list[tuple[FlatOptimizer, int]] = []  # member -> (its optimizer, row)
+        start = 0
+        while start < k:
+            end = start
+            while end < k and KINDS[names[end]] == KINDS[names[start]]:
+                end += 1
+            optimizer = FlatOptimizer(KINDS[names[start]], names[start:end], self.size, dev)
+            self.optimizers.append((start, end, optimizer))
+            self._rows += [(optimizer, row) for row in range(end - start)]
+            start = end
+        self.l1_rate = torch.zeros(k, 1, device=dev)
+        self.l2_rate = torch.zeros(k, 1, device=dev)
+        for dense in (o for o in self.ops if isinstance(o, _Dense)):
+            self.penalized[0, dense.w_at:dense.w_at + dense.out * dense.inp] = 1.0
+            if dense.act in NONZERO_AT_ZERO:
+                dense.unit_mask = torch.zeros(k, 1, dense.out, device=dev)
+        for i, member in enumerate(self.members):
+            trainer = member.trainer
+            for dense, linear in zip(self._denses(), member.linears, strict=True):
+                if dense.unit_mask is not None:
+                    dense.unit_mask[i, 0, :linear.out_features] = 1.0
+                for param, view in self._views(i, dense, linear):
+                    view.copy_(param.detach())
+                    state = trainer.optimizer.state.get(param, {})
+                    for key in STATE_KEYS[names[i]]:
+                        if key in state:
+                            self._state_view(key, i, dense, linear, param)[...] = state[key]
+                    if "step" in state:
+                        optimizer, row = self._rows[i]
+                        optimizer.steps[row, 0] = float(state["step"])
+                    param.data = view
+            optimizer, row = self._rows[i]
+            optimizer.set_member(row, trainer.learning_rate, trainer.spec.training.optimizer,
+                                 trainer.momentum)
+            kind, rate = trainer.regularization
+            if kind == "l1":
+                self.l1_rate[i, 0] = rate
+            elif kind == "l2":
+                self.l2_rate[i, 0] = rate
+            if any(p > 0 for p in member.dropout_p):
+                member.generator = torch.Generator()
+                member.generator.set_state(trainer._rng_cpu)
+            trainer.family = self
+        self._train_views()
+
+    def _train_views(self) -> None:
+        """Views of every layer's weights, biases and their gradients in the flat buffers,
+        made once: the optimizer updates `flat` in place, so they stay valid."""
+        k = self.k
+        self.grad = torch.zeros(k, self.size, device=self.device)
+        for dense in self._denses():
+            span = slice(dense.w_at, dense.w_at + dense.out * dense.inp)
+            dense.w = self.flat[:, span].view(k, dense.out, dense.inp)
+            dense.wt = dense.w.transpose(1, 2)
+            dense.gw = self.grad[:, span].view(k, dense.out, dense.inp)
+            dense.b = dense.gb = None
+            if dense.b_at is not None:
+                bias = slice(dense.b_at, dense.b_at + dense.out)
+                dense.b = self.flat[:, bias].unsqueeze(1)
+                dense.gb = self.grad[:, bias]
+        self.l1_penalized = self.l1_rate * self.penalized  # (K, P)
+        self.l2_penalized = self.l2_rate * self.penalized
+        self.any_l1 = bool((self.l1_rate != 0).any())
+        self.any_l2 = bool((self.l2_rate != 0).any())
+        # Each member's `.grad` is a view of its gradient here, as alone: the frames'
+        # gradient histograms read it.
+        for i, member in enumerate(self.members):
+            for dense, linear in zip(self._denses(), member.linears, strict=True):
+                for param, view in self._views(i, dense, linear, self.grad):
+                    param.grad = view
+
+    def _denses(self) -> list[_Dense]:
+        return [o for o in self.ops if isinstance(o, _Dense)]
+
+    def _views(self, i: int, dense: _Dense, linear: nn.Linear,
+               buffer: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
+        """(parameter, its region of `buffer` (the weights by default)) of member i's layer."""
+        buffer = self.flat if buffer is None else buffer
+        o, n = linear.out_features, linear.in_features
+        weight = buffer[i, dense.w_at:dense.w_at + dense.out * dense.inp]
+        pairs = [(linear.weight, weight.view(dense.out, dense.inp)[:o, :n])]
+        if linear.bias is not None:
+            pairs.append((linear.bias, buffer[i, dense.b_at:dense.b_at + o]))
+        return pairs
+
+    def _state_view(self, key: str, i: int, dense: _Dense, linear: nn.Linear,
+                    param: Tensor) -> Tensor:
+        optimizer, row = self._rows[i]
+        buffer = optimizer.state[key][row]
+        o, n = linear.out_features, linear.in_features
+        if param is linear.weight:
+            return buffer[dense.w_at:dense.w_at + dense.out * dense.inp].view(
+                dense.out, dense.inp)[:o, :n]
+        return buffer[dense.b_at:dense.b_at + o]
+
+    # -- leaving -----------------------------------------------------------------------------
+
+    def sync(self, trainer) -> None:
+        """Write the member's optimizer state and dropout randomness into its Trainer, in the
+        format its own torch optimizer keeps (its checkpoint then reads as if alone)."""
+        i = next(j for j, m in enumerate(self.members) if m.trainer is trainer)
+        member = self.members[i]
+        optimizer, row = self._rows[i]
+        name = optimizer.names[row]
+        steps = float(optimizer.steps[row, 0])
+        momentum = float(optimizer.momentum[row, 0])
+        for dense, linear in zip(self._denses(), member.linears, strict=True):
+            for param, _view in self._views(i, dense, linear):
+                if name in COUNTS_STEPS:
+                    if steps == 0 and name != "adagrad":  # torch makes the state at step 1
+                        continue
+                    state: dict = {"step": torch.tensor(steps)}
+                elif name == "sgd" or momentum == 0 or trainer.step == 0:
+                    continue  # plain SGD (or no step yet) keeps no state
+                else:
+                    state = {}
+                for key in STATE_KEYS[name]:
+                    if key == "momentum_buffer" and momentum == 0:
+                        continue
+                    state[key] = self._state_view(key, i, dense, linear, param).clone()
+                trainer.optimizer.state[param] = state
+        if member.generator is not None:
+            trainer._rng_cpu = member.generator.get_state()
+
+    def release(self) -> None:
+        """Every member syncs and gets parameters of its own again; the family is done."""
+        for member in self.members:
+            self.sync(member.trainer)
+            for linear in member.linears:
+                for param in linear.parameters():
+                    param.data = param.data.clone()
+                    if param.grad is not None:
+                        param.grad = param.grad.clone()
+            member.trainer.family = None
+        self.members = []
+
+    # -- training ----------------------------------------------------------------------------
+
+    def train(self, n: int) -> dict:
+        """Up to `n` steps of every member: {trainer: (records, Diverged or None)}. Stops
+        early when a member finishes its epoch budget or diverges (the engine then takes it
+        out and the others go on in a new family)."""
+        results = {m.trainer: [] for m in self.members}
+        failed: dict = {}
+        done = 0
+        while done < n:
+            m = self._chunk_length(n - done)
+            chunk = gather(self, m)
+            losses, snapshots = self._run(chunk)
+            done += m
+            self.steps += m
+            stop = self._finish_chunk(chunk, losses, snapshots, results, failed)
+            if stop:
+                break
+        return {t: (records, failed.get(t)) for t, records in results.items()}
+
+    def _chunk_length(self, limit: int) -> int:
+        m = min(limit, MAX_CHUNK)
+        for member in self.members:
+            t = member.trainer
+            if t.epochs is None:
+                continue
+            per_epoch = math.ceil(t.n_train / t.batch_size)
+            left = (t.epochs - t.epoch - 1) * per_epoch + (per_epoch - t.batch_in_epoch)
+            m = min(m, max(1, left))
+        return m
+
+    def _run(self, chunk: dict) -> tuple[Tensor, list]:
+        """The chunk's steps; (losses (m, K), weight snapshots at epoch ends)."""
+        outs, snapshots = [], []
+        flat, grad = self.flat, self.grad
+        parts = [(flat[a:b], grad[a:b], optimizer) for a, b, optimizer in self.optimizers]
+        events = chunk["events"]
+        xs, targets = chunk["x"].unbind(0), chunk["target"].unbind(0)
+        scales = grad_scale(self.loss_name, chunk["weights"], self.units).unbind(0)
+        counts = chunk["counts"]
+        for step in range(chunk["m"]):
+            masks = dropout_masks(self, counts[step]) if counts else None
+            outs.append(self._step(xs[step], targets[step], scales[step], masks))
+            if self.any_l2:
+                grad.addcmul_(self.l2_penalized, flat)
+            if self.any_l1:
+                grad.addcmul_(self.l1_penalized, torch.sign(flat))
+            for rows, rows_grad, optimizer in parts:
+                optimizer.step(rows, rows_grad)
+            ended = events.get(step)
+            if ended:
+                snapshots.append((step, ended, flat[ended].clone(),
+                                  self._epoch_end(ended, step)))
+        out = torch.stack(outs)  # (m, K, B, U): every step's loss at once
+        m, k, b, u = out.shape
+        losses = eval_loss(self.loss_name, out.view(m * k, b, u),
+                           chunk["target"].view(m * k, b, u), chunk["index"].view(m * k, b),
+                           chunk["weights"].view(m * k, b) > 0).view(m, k)
+        return losses, snapshots
+
+    def _step(self, x: Tensor, target: Tensor, scale: Tensor,
+              masks: list[Tensor] | None) -> Tensor:
+        """One training step's forward and backward; the gradients land in `self.grad`.
+        Returns the outputs (K, B, U)."""
+        saved = []
+        h = x
+        drop = 0
+        for op in self.ops:
+            if isinstance(op, _Dense):
+                z = (torch.baddbmm(op.b, h, op.wt) if op.b is not None
+                     else torch.bmm(h, op.wt))
+                a = act_forward(op.act, z, op.slope)
+                if op.unit_mask is not None:
+                    a = a * op.unit_mask
+                saved.append((h, z, a))
+                h = a
+            else:
+                mask = masks[drop] if masks is not None else None
+                if mask is not None:
+                    h = h * mask
+                saved.append(mask)
+                drop += 1
+        out = h
+        g = output_grad(self.loss_name, out, target, scale)
+        for position in range(len(self.ops) - 1, -1, -1):
+            op = self.ops[position]
+            if not isinstance(op, _Dense):
+                if saved[position] is not None:
+                    g = g * saved[position]
+                continue
+            h, z, a = saved[position]
+            g = act_backward(op.act, g, z, a, op.slope)
+            torch.bmm(g.transpose(1, 2), h, out=op.gw)
+            if op.gb is not None:
+                torch.sum(g, 1, out=op.gb)
+            if position > 0:
+                g = torch.bmm(g, op.w)
+        return out
+
+    def _epoch_end(self, ended: list[int], step: int) -> list[dict]:
+        """Members `ended` finish an epoch: their counters, schedule and budget move on as
+        `Trainer._end_epoch` moves them; what the record needs is returned."""
+        infos = []
+        for i in ended:
+            t = self.members[i].trainer
+            infos.append({"lr": t.learning_rate, "epoch": t.epoch + 1, "step": t.step + step + 1,
+                          "batch_size": t.batch_size, "penalty": t.regularization})
+            t.epoch += 1
+            if t.epochs is not None and t.epoch >= t.epochs and not t.finished:
+                t.finished = True
+                t.stop_reason = "epochs"
+            before = t.learning_rate
+            t._apply_lr()
+            if t.learning_rate != before:
+                optimizer, row = self._rows[i]
+                optimizer.set_lr(row, t.learning_rate)
+        return infos
+
+    def _finish_chunk(self, chunk: dict, losses: Tensor, snapshots: list, results: dict,
+                      failed: dict) -> bool:
+        """Counters of the epoch under way, the chunk's records, divergences (as alone: a
+        non-finite batch loss first, then a non-finite train loss at an epoch end); True when
+        the family must stop (a member finished or diverged)."""
+        m = chunk["m"]
+        last_end: dict[int, int] = {}
+        for step, ended, *_ in snapshots:
+            for i in ended:
+                last_end[i] = step
+        for i, member in enumerate(self.members):
+            t = member.trainer
+            t.step += m
+            if i in last_end:
+                t.batch_in_epoch = m - 1 - last_end[i]
+                t._pos = t.batch_in_epoch * t.batch_size
+            else:
+                t.batch_in_epoch += m
+                t._pos += m * t.batch_size
+        records = evaluate_snapshots(self, snapshots)
+        bad = ~torch.isfinite(losses)  # (m, K)
+        first_bad: dict[int, tuple[int, str]] = {}
+        if bool(bad.any()):
+            for i in bad.any(0).nonzero().flatten().tolist():
+                step = int(bad[:, i].nonzero()[0])
+                what = "NaN" if bool(torch.isnan(losses[step, i])) else "infinite"
+                first_bad[i] = (step, what)
+        stop = False
+        for i, member in enumerate(self.members):
+            t = member.trainer
+            cut = first_bad.get(i)
+            kept, diverged = [], None
+            for step, record, raw in records.get(i, []):
+                if cut is not None and step >= cut[0]:
+                    break
+                if not math.isfinite(raw):
+                    diverged = (record["epoch"], "NaN" if math.isnan(raw) else "infinite")
+                    break
+                kept.append(record)
+            if diverged is None and cut is not None:
+                diverged = (chunk["epoch0"][i] + len(kept) + 1, cut[1])
+            results[t].extend(kept)
+            if diverged is not None:
+                t.finished = True
+                t.stop_reason = "diverged"
+                error = Diverged(f"diverged: loss became {diverged[1]} at epoch {diverged[0]}; "
+                                 "try a lower learning rate")
+                error.records = results[t]
+                failed[t] = error
+                stop = True
+            elif t.finished:
+                stop = True
+        return stop
+
