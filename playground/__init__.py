@@ -8,8 +8,8 @@
 
 Modules: client (Playground, Job, Datasets), aio (async twins), stream and events (the live
 stream), frames (binary snapshots as numpy arrays), errors, progress (the progress bar),
-notebook (job.show()), cli (the console script), rest (what the sync and async clients
-share). It imports nothing from `server`.
+notebook (job.show()), sweeps (Sweep, AsyncSweep), cli (the console script), rest (what
+the sync and async clients share). It imports nothing from `server`.
 """
 
 from playground.client import Datasets, Job, Playground
@@ -26,9 +26,10 @@ from playground.errors import (
 )
 from playground.events import Error, Hello, Metrics, Reply, Status
 from playground.frames import Snapshot
+from playground.sweeps import Sweep
 
 __all__ = [
     "ApiError", "BadRequest", "Busy", "Conflict", "Datasets", "Error", "Forbidden", "Hello",
     "Job", "JobFailed", "Metrics", "NotFound", "Playground", "PlaygroundError", "Reply",
-    "Snapshot", "Status", "Unreachable",
+    "Snapshot", "Status", "Sweep", "Unreachable",
 ]

@@ -5,7 +5,8 @@
         finals = await asyncio.gather(*(job.wait() for job in jobs))
         async for event in jobs[0].stream(): ...
 
-`AsyncPlayground`: submit, job, jobs, health. `AsyncJob`: refresh, wait, metrics, control
+`AsyncPlayground`: submit, job, jobs, health, sweep, sweeps, open_sweep (`AsyncSweep`,
+playground/sweeps.py). `AsyncJob`: refresh, wait, metrics, control
 (pause, resume, stop, step, reset), patch, delete, stream. Same errors as the sync client.
 """
 
@@ -26,6 +27,7 @@ from playground import events, rest
 from playground.client import to_frame
 from playground.errors import JobFailed, Unreachable
 from playground.frames import Snapshot
+from playground.sweeps import AsyncSweep, sweep_body
 
 
 class AsyncPlayground:
@@ -78,6 +80,25 @@ class AsyncPlayground:
         job = AsyncJob(self, job_id, token)
         await job.refresh()
         return job
+
+    async def sweep(self, base: dict | str | os.PathLike, axes: list[dict], mode: str = "grid",
+                    count: int | None = None) -> AsyncSweep:
+        """As `Playground.sweep`."""
+        body = sweep_body(rest.spec_of(base), axes, mode, count)
+        info = await self.request("POST", "/api/sweeps", json=body)
+        if self.token is None:
+            self.token = info.get("token")
+        return AsyncSweep(self, info["id"], info.get("token"), info["jobs"], AsyncJob, info)
+
+    async def sweeps(self) -> list[AsyncSweep]:
+        answer = await self.request("GET", "/api/sweeps")
+        return [AsyncSweep(self, s["id"], None, s["jobs"], AsyncJob, s) for s in answer["sweeps"]]
+
+    async def open_sweep(self, sweep_id: str, token: str | None = None) -> AsyncSweep:
+        sweep = AsyncSweep(self, sweep_id, token, [], AsyncJob)
+        info = await sweep.refresh()
+        sweep.jobs = [AsyncJob(self, job_id, sweep.token) for job_id in info["jobs"]]
+        return sweep
 
 
 class AsyncJob(rest.JobHandle):

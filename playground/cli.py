@@ -1,4 +1,5 @@
-"""The `playground` command line (docs/CLIENT.md): serve, submit, follow and control jobs.
+"""The `playground` command line (docs/CLIENT.md): serve, submit, follow and control jobs
+(and sweeps: playground/sweep_cli.py).
 
 Exit codes: 0 success (a followed job completed); 1 the job failed or was stopped, or the
 server could not do it (5xx); 2 bad input (usage, a bad spec or file, an unknown job, a refused
@@ -351,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, help="the column to predict")
     p.add_argument("--name")
     p.add_argument("--task", choices=("classification", "regression"))
+    from playground.sweep_cli import cmd_sweep, sweep_arguments  # it imports this module
+
+    sweep_arguments(add("sweep", cmd_sweep, "one job per variant of a spec along --axis "
+                        "(a sweep); --follow ranks them by the test metric"))
     return parser
 
 

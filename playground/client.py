@@ -26,6 +26,7 @@ import httpx
 from playground import events, rest
 from playground.errors import JobFailed, PlaygroundError
 from playground.stream import follow
+from playground.sweeps import Sweep, sweep_body
 
 
 class Playground:
@@ -94,6 +95,29 @@ class Playground:
         job = Job(self, job_id, token)
         job.refresh()
         return job
+
+    def sweep(self, base: dict | str | os.PathLike, axes: list[dict], mode: str = "grid",
+              count: int | None = None) -> Sweep:
+        """Create a sweep: one job per variant of `base` (a dict or a JSON file's path) along
+        `axes` ({"path", "values"} or {"path", "range": [lo, hi], "count", "scale"}); `mode`
+        "grid" (every combination) or "random" (`count` draws). BadRequest names a bad axis."""
+        body = sweep_body(rest.spec_of(base), axes, mode, count)
+        info = self.request("POST", "/api/sweeps", json=body)
+        if self.token is None:
+            self.token = info.get("token")
+        return Sweep(self, info["id"], info.get("token"), info["jobs"], Job, info)
+
+    def sweeps(self) -> list[Sweep]:
+        """The caller's sweeps (every sweep on an open server), as of now."""
+        return [Sweep(self, s["id"], None, s["jobs"], Job, s)
+                for s in self.request("GET", "/api/sweeps")["sweeps"]]
+
+    def open_sweep(self, sweep_id: str, token: str | None = None) -> Sweep:
+        """The sweep `sweep_id` (NotFound if there is none, Forbidden if it is not yours)."""
+        sweep = Sweep(self, sweep_id, token, [], Job)
+        info = sweep.refresh()
+        sweep.jobs = [Job(self, job_id, sweep.token) for job_id in info["jobs"]]
+        return sweep
 
     def import_tfp(self, url: str) -> dict:
         """A TensorFlow Playground link as {"spec", "unmapped", "ignored", "notes"};

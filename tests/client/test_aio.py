@@ -9,6 +9,7 @@ import pytest
 
 from playground import BadRequest, Hello, Metrics, NotFound, Snapshot, Status
 from playground.aio import AsyncPlayground
+from server.engine.samples import BOUNDARY
 from tests.client.conftest import SPEC, spec
 
 
@@ -56,7 +57,7 @@ def test_stream_control_and_errors(server) -> None:
     assert [e.status for e in events if isinstance(e, Status)][-1] == "completed"
     snapshots = [e for e in events if isinstance(e, Snapshot)]
     assert len(snapshots) >= 2
-    assert snapshots[-1]["output.boundary"].shape == (1, 50, 50)
+    assert snapshots[-1]["output.boundary"].shape == (1, BOUNDARY, BOUNDARY)
     assert not np.array_equal(snapshots[0]["output.boundary"], snapshots[-1]["output.boundary"])
     assert stepped["progress"]["epoch"] == 1
     assert patched["spec"]["training"]["optimizer"]["learning_rate"] == 0.02

@@ -20,6 +20,7 @@ from playground import (
     Status,
     Unreachable,
 )
+from server.engine.samples import BOUNDARY
 from tests.client.conftest import SPEC, spec
 
 
@@ -109,7 +110,7 @@ def test_stream_yields_metrics_and_decoded_snapshots(pg: Playground) -> None:
     assert len(snapshots) >= 2
     first, last = snapshots[0], snapshots[-1]
     boundary = last["output.boundary"]
-    assert boundary.shape == (1, 50, 50) and boundary.dtype == np.float32
+    assert boundary.shape == (1, BOUNDARY, BOUNDARY) and boundary.dtype == np.float32
     assert 0.0 <= boundary.min() <= boundary.max() <= 1.0
     assert last.arrays["output.boundary"].dtype == np.uint8
     assert last["layer0.heatmap"].shape == (4, 20, 20)

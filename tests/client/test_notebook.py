@@ -11,6 +11,7 @@ import pytest
 
 from playground import Playground
 from playground.notebook import in_notebook
+from server.engine.samples import BOUNDARY
 
 NOTEBOOK = Path(__file__).resolve().parent.parent.parent / "examples" / "client.ipynb"
 nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
@@ -48,7 +49,7 @@ def test_the_example_notebook_runs(server, tmp_path, monkeypatch) -> None:
     compared = text_of(code[3])
     assert "best: xor, learning rate 0.3" in compared
     assert "xor, learning rate 0.003" in text_of(code[4])  # the DataFrame's columns
-    assert "(1, 50, 50)" in text_of(code[5])
+    assert f"(1, {BOUNDARY}, {BOUNDARY})" in text_of(code[5])
     assert "exported xor.onnx" in text_of(code[6])
     assert (work / "xor.onnx").stat().st_size > 0
     assert {j.id for j in Playground(server.url).jobs()} == before  # it cleaned up
