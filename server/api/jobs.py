@@ -34,6 +34,7 @@ from server.api.deps import (
     resume_refusal,
 )
 from server.api.errors import engine_answer
+from server.challenges import routes as challenges
 from server.config import Settings
 from server.data.ownership import EVERYONE, Viewer
 from server.export import FORMATS, ExportError
@@ -136,12 +137,18 @@ def _owner(settings: Settings, token: str | None, request: Request) -> str:
 @router.post("/jobs", status_code=201)
 async def create_job(spec: JobSpec, request: Request, settings: SettingsDep, store: StoreDep,
                      datasets: DatasetsDep, engine: EngineDep, token: TokenDep,
-                     viewer: ViewerDep) -> dict:
+                     viewer: ViewerDep, challenge: Annotated[str | None, Query(
+                         max_length=64, description="Make the job a run of this challenge "
+                         "(its id or code): its locks and goal apply.")] = None) -> dict:
     """Check the spec and queue the job. Send `Authorization: Bearer <token>` to create it
     under a token you already hold (one token for all your jobs); otherwise a new one is made.
     """
+    run = None if challenge is None else await challenges.admit(
+        request, challenge, spec, token, viewer)  # 404, 409, 422 (server/challenges/)
     row, job_token = await run_in_threadpool(
         _admit, spec, request, settings, store, datasets, token, viewer)
+    if run is not None:
+        await challenges.record(request, run, row["id"])
     await engine_answer(engine.create(row["id"], spec))
     return {"id": row["id"], "token": job_token, **live_view(store, engine, row)}
 

@@ -26,7 +26,8 @@ STUDENT_NOT_FOUND = "Student not found"
 @router.get("/class/jobs")
 def class_jobs(request: Request, settings: SettingsDep, store: StoreDep,
                token: TokenDep) -> dict:
-    """Every job with its student's name (`null` for the teacher's or an API client's)."""
+    """Every job with its student's name and id (`null` for the teacher's or an API
+    client's)."""
     if not is_teacher(settings, token):
         raise HTTPException(401 if token is None else 403, TEACHER_ONLY)
     progress = request.app.state.engine.progress_all()
@@ -34,6 +35,7 @@ def class_jobs(request: Request, settings: SettingsDep, store: StoreDep,
     for row in store.list_jobs():
         view = job_view(row, progress.get(row["id"]))
         view["student"] = tokens.student_name(settings, row["token"], revoked_too=True)
+        view["student_id"] = tokens.student_id_of(settings, row["token"], revoked_too=True)
         jobs.append(view)
     return {"jobs": jobs}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from server.api.classroom import sessions, teacher
+from server.api.classroom import sessions, teacher, wall
 from server.api.classroom.checks import (
     BadToken,
     DocsSwitch,
@@ -19,13 +19,17 @@ from server.api.classroom.checks import (
 from server.api.classroom.limits import BodyLimit, IdleStreams, RateLimit, StreamLimits
 from server.api.classroom.refusals import GuardState
 from server.api.classroom.sweeper import sweep
+from server.challenges import routes as challenge_routes
 
 __all__ = ["CHECKS", "install", "pages", "router", "sweep"]
 
 router = APIRouter()
 router.include_router(sessions.router)
 router.include_router(teacher.router)
-pages = sessions.pages
+router.include_router(challenge_routes.router)  # /api/challenges (server/challenges/)
+pages = APIRouter()
+pages.include_router(sessions.pages)  # /teacher, /join
+pages.include_router(wall.pages)  # /teacher/wall (the class wall)
 
 # Outermost first: the order a request meets them.
 CHECKS = (SafetyHeaders, HostOrigin, BadToken, DocsSwitch, RateLimit, SignedOut, BodyLimit,

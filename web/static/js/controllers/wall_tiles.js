@@ -1,0 +1,307 @@
+/**
+ * The class wall's tiles: one tile per student, following that student's current run over its
+ * stream (api.js JobStream, docs/STREAM.md) and drawing it with the student page's views.
+ *
+ * - `currentRuns(jobs)`: each student's current run, the job they were most recently active on.
+ * - `Tile`: one student's tile. Two-dimensional data shows the decision boundary
+ *   (views/output.js) and a loss sparkline; other data shows the loss curve as its main view
+ *   and asks for no snapshots (the curve needs only the metrics). A new run of the student
+ *   replaces the old one: the old stream closes, the new one opens.
+ * - `Painter`: one animation-frame loop for all tiles. A snapshot only marks its tile; the loop
+ *   draws the newest frame of each marked tile and then acknowledges it, so the server sends
+ *   the next one only once the last is on the screen (never a queue of old frames), and the
+ *   numbers and curves are redrawn at most once per screen refresh.
+ *
+ * Counts for the benchmark and tests: `Tile.frames` (snapshots drawn) and `Tile.updates`
+ * (redraws of any kind), read through window.__wallStats (wall.js).
+ */
+
+import { JobStream } from "../api.js";
+import { t } from "../i18n/index.js";
+import { drawSparkline } from "../views/charts.js";
+import { OutputView } from "../views/output.js";
+
+export const TILE_SIZE = 200; // canvas pixels of a tile's main view at least (CSS scales it)
+const MAX_CANVAS = 640; // ... and at most (one or two tiles on a large screen)
+const MAX_POINTS = 2000; // metric records a tile keeps (older ones are thinned)
+const SPARK_MS = 400; // a tile's loss curve is redrawn at most this often
+
+/** Statuses of a run that is training or may train again soon. */
+const ACTIVE = new Set(["running", "queued"]);
+
+function time(iso) { return iso ? Date.parse(iso) || 0 : 0; }
+
+/**
+ * student id -> their current run: a running or queued job beats any other (the newest such
+ * one when there are several), else the job updated last. Jobs without a student (the
+ * teacher's, a script's) are left out; `everyJob` (an open server, no students) keys every
+ * active or paused job by its own id instead.
+ */
+export function currentRuns(jobs, { everyJob = false } = {}) {
+  const runs = new Map();
+  const rank = (j) => [ACTIVE.has(j.status) ? 1 : 0,
+    ACTIVE.has(j.status) ? time(j.created_at) : time(j.updated_at) || time(j.created_at)];
+  for (const job of jobs) {
+    const key = everyJob ? (["running", "queued", "paused"].includes(job.status) ? `job:${job.id}` : null)
+      : job.student_id;
+    if (!key) continue;
+    const held = runs.get(key);
+    if (!held) { runs.set(key, job); continue; }
+    const [a, b] = [rank(job), rank(held)];
+    if (a[0] > b[0] || (a[0] === b[0] && a[1] > b[1])) runs.set(key, job);
+  }
+  return runs;
+}
+
+/** The number a tile shows: its last record's loss (test, else training). */
+export function lossOf(record) {
+  const v = record?.test_loss ?? record?.train_loss;
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+
+/** [message key of its short name, its value as text, key of its long name] of the metric a
+ * tile shows beside the loss. */
+export function metricOf(record, task) {
+  if (task === "regression") {
+    const v = record?.test_r2;
+    return ["wall.metric.r2", typeof v === "number" ? v.toFixed(3) : "\u2013", "wall.metric.r2"];
+  }
+  const v = record?.test_accuracy ?? record?.train_accuracy;
+  return ["wall.metric.accuracy", typeof v === "number" ? `${(100 * v).toFixed(1)}%` : "\u2013",
+    "wall.metric.accuracy_long"];
+}
+
+/** The one animation-frame loop that draws every tile (and the spotlight) that has news. */
+export class Painter {
+  constructor() {
+    this.dirty = new Set();
+    this.scheduled = false;
+  }
+
+  mark(tile) {
+    this.dirty.add(tile);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => this.paint());
+  }
+
+  paint() {
+    this.scheduled = false;
+    const tiles = [...this.dirty];
+    this.dirty.clear();
+    for (const tile of tiles) tile.paint();
+  }
+}
+
+export class Tile {
+  /**
+   * `student`: {key, id, name}; `painter`: the shared Painter; `hz`: snapshots a second asked
+   * for; `onOpen(tile)`: the tile was clicked or chosen with Enter or Space.
+   */
+  constructor(student, { painter, hz, onOpen }) {
+    Object.assign(this, { student, painter, hz, onOpen });
+    this.job = null;
+    this.stream = null;
+    this.hello = null;
+    this.points = [];
+    this.status = null;
+    this.frame = null; // the newest snapshot not drawn yet
+    this.lastFrame = null;
+    this.frames = 0;
+    this.updates = 0;
+    this.curveAt = -Infinity; // when the loss curve was drawn last (performance.now())
+    this.curveTimer = null;
+    this.spotlight = null; // {view: OutputView, onPoints(added)} while this tile is enlarged
+    this.el = document.createElement("article");
+    this.el.className = "tile";
+    this.el.tabIndex = 0;
+    this.el.setAttribute("role", "button");
+    this.el.dataset.studentId = student.id ?? "";
+    this.el.innerHTML = `
+      <canvas class="main" width="${TILE_SIZE}" height="${TILE_SIZE}"></canvas>
+      <div class="caption"><span class="number"></span><span class="name"></span><span class="dot"></span></div>
+      <div class="numbers"><span class="loss"></span><span class="metric"></span></div>
+      <canvas class="spark" width="${TILE_SIZE}" height="28"></canvas>`;
+    this.canvas = this.el.querySelector("canvas.main");
+    this.spark = this.el.querySelector("canvas.spark");
+    this.output = new OutputView(this.canvas, { pointRadius: 1.6 });
+    this.el.addEventListener("click", () => this.onOpen(this));
+    this.el.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); this.onOpen(this); }
+    });
+    this.el.querySelector(".name").textContent = student.name || "";
+    this.showEmpty();
+  }
+
+  /** The tile's place on the wall (1, 2, ...) and whether it shows the student's name. */
+  label(number, showNames) {
+    this.number = number;
+    this.el.querySelector(".number").textContent = String(number);
+    this.el.querySelector(".name").hidden = !showNames;
+    this.el.setAttribute("aria-label", showNames && this.student.name
+      ? t("wall.tile.label", { n: number, name: this.student.name }) : t("wall.tile.anonymous", { n: number }));
+  }
+
+  rename(name) {
+    this.student.name = name;
+    this.el.querySelector(".name").textContent = name || "";
+  }
+
+  /** Follow `job` (this student's current run), or none: a new run replaces the old one. */
+  follow(job) {
+    if (job?.id === this.job?.id) {
+      if (job) this.setStatus(this.status && this.stream ? this.status : job.status);
+      return;
+    }
+    this.stream?.close();
+    this.stream = null;
+    this.job = job;
+    this.hello = null;
+    this.points = job?.metrics ? [job.metrics] : [];
+    this.frame = this.lastFrame = null;
+    this.el.dataset.jobId = job?.id ?? "";
+    if (!job) { this.showEmpty(); return; }
+    this.el.classList.remove("empty");
+    this.setStatus(job.status);
+    this.output.setData({}, { task: "classification", numClasses: 2 });
+    this.mark();
+    this.stream = new JobStream({ id: job.id }, {
+      hello: (msg) => this.receiveHello(msg),
+      metrics: (added) => this.receivePoints(added),
+      status: (msg) => this.setStatus(msg.status),
+      snapshot: (frame) => { this.frame = frame; this.mark(); },
+      connection: (state) => this.el.classList.toggle("lost", state !== "open"),
+    }, { subscribe: { hz: this.spotlight ? this.spotHz : this.hz, detail: "boundary" } });
+    this.stream.connect();
+  }
+
+  receiveHello(msg) {
+    this.hello = msg;
+    this.points = (msg.metrics || []).slice(-MAX_POINTS);
+    if (this.isPoints()) {
+      this.output.setData(msg.data || {}, { task: msg.task, numClasses: msg.num_classes });
+    } else {
+      this.stream.subscribe({ snapshots: false }); // the loss curve needs no pictures
+    }
+    this.el.classList.toggle("curve", !this.isPoints());
+    this.setStatus(msg.status?.status);
+    this.spotlight?.onHello(msg);
+    this.mark();
+  }
+
+  receivePoints(added) {
+    this.points.push(...added);
+    if (this.points.length > MAX_POINTS) this.points = this.points.filter((_, i) => i % 2 === 1 || i === this.points.length - 1);
+    this.spotlight?.onPoints(added);
+    this.mark();
+  }
+
+  setStatus(status) {
+    if (!status) return;
+    this.status = status;
+    this.el.dataset.status = status;
+    this.el.querySelector(".dot").title = t(`wall.status.${status}`);
+    this.mark();
+  }
+
+  isPoints() { return this.hello?.kind === "points2d"; }
+
+  mark() { this.painter.mark(this); }
+
+  /** Draw what came since the last paint (the Painter calls it once per screen refresh). */
+  paint() {
+    this.updates += 1;
+    const frame = this.frame;
+    if (frame) {
+      this.frame = null;
+      this.lastFrame = frame;
+      this.output.draw(frame);
+      this.spotlight?.view.draw(frame);
+      this.frames += 1;
+      this.stream?.ack();
+    }
+    if (!this.job) return;
+    const last = this.points[this.points.length - 1];
+    const loss = lossOf(last);
+    const [metricKey, metric] = metricOf(last, this.hello?.task);
+    this.numbers(loss === null ? "\u2013" : loss.toFixed(3), metricKey, metric);
+    this.drawCurve();
+    this.spotlight?.onPaint(last);
+  }
+
+  /** The loss curve (the main view of other data, else the strip under the boundary), at
+   * most every SPARK_MS: thirty tiles of long curves need not be redrawn with every epoch. */
+  drawCurve() {
+    const wait = this.curveAt + SPARK_MS - performance.now();
+    if (wait > 0) {
+      this.curveTimer ??= setTimeout(() => { this.curveTimer = null; this.mark(); }, wait);
+      return;
+    }
+    this.curveAt = performance.now();
+    if (this.hello && !this.isPoints()) drawSparkline(this.canvas, this.points, t("teacher.no_epoch"));
+    else drawSparkline(this.spark, this.points, "");
+  }
+
+  /** The loss and the metric under the picture, each with its label (hidden on small tiles). */
+  numbers(loss, metricKey, metric) {
+    const put = (selector, label, value) => {
+      const el = this.el.querySelector(selector);
+      if (label === null) { el.replaceChildren(); return; }
+      const span = document.createElement("span");
+      span.className = "label";
+      span.textContent = `${label} `;
+      el.replaceChildren(span, value);
+    };
+    put(".loss", loss === null ? null : t("wall.loss_short"), loss);
+    put(".metric", metricKey === null ? null : t(metricKey), metric);
+  }
+
+  showEmpty() {
+    this.el.classList.add("empty");
+    delete this.el.dataset.status;
+    const ctx = this.canvas.getContext("2d");
+    ctx.fillStyle = "#2a2d31";
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    ctx.fillStyle = "#9aa0a6";
+    ctx.font = `${Math.round(this.canvas.width / 9)}px system-ui`; // readable when scaled down
+    ctx.textAlign = "center";
+    ctx.fillText(t("wall.tile.no_run"), this.canvas.width / 2, this.canvas.height / 2);
+    this.numbers(null, null, null);
+    this.spark.getContext("2d").clearRect(0, 0, this.spark.width, this.spark.height);
+  }
+
+  /** Match the canvases to the tile's `side` on screen (CSS pixels), in steps of 40 device
+   * pixels between TILE_SIZE and MAX_CANVAS, so that a few big tiles stay sharp. */
+  resize(side) {
+    const ratio = globalThis.devicePixelRatio || 1;
+    const size = Math.max(TILE_SIZE, Math.min(MAX_CANVAS, Math.round((side * ratio) / 40) * 40));
+    if (size === this.canvas.width) return;
+    this.canvas.width = this.canvas.height = size; // (the loss strip keeps its size: CSS stretches it)
+    this.output = new OutputView(this.canvas, { pointRadius: Math.max(1.6, size / 125) });
+    if (this.isPoints()) this.output.setData(this.hello.data || {}, { task: this.hello.task, numClasses: this.hello.num_classes });
+    if (this.lastFrame) this.output.draw(this.lastFrame);
+    if (!this.job) this.showEmpty();
+    this.curveAt = -Infinity;
+    this.mark();
+  }
+
+  /** Enlarge: `spot` gets every frame and point while it is set; the stream goes faster. */
+  enlarge(spot, hz) {
+    this.spotlight = spot;
+    this.spotHz = hz;
+    if (this.isPoints() || !this.hello) this.stream?.subscribe({ hz });
+    if (this.lastFrame) spot.view.draw(this.lastFrame);
+  }
+
+  shrink() {
+    this.spotlight = null;
+    if (this.isPoints() || !this.hello) this.stream?.subscribe({ hz: this.hz });
+  }
+
+  close() {
+    clearTimeout(this.curveTimer);
+    this.stream?.close();
+    this.stream = null;
+    this.el.remove();
+  }
+}
