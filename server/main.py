@@ -18,18 +18,22 @@ from server.api import (
     datasets,
     errors,
     imports,
+    inspect,
     jobs,
     models,
     pages,
     prometheus,
     stream,
 )
+from server.api import sweeps as sweeps_api
 from server.api.classroom import wiring as classroom
+from server.challenges import progress as challenge_progress
 from server.config import Settings, get_settings
 from server.data.registry import DataRegistry
 from server.engine.engine import Engine
 from server.store import Store
 from server.stream.hub import Hub
+from server.sweeps_store import SweepStore
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -44,9 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The catalogue reads scikit-learn's bundled files once; pay that before the first page.
         await asyncio.to_thread(app.state.datasets.catalog)
         app.state.store = Store(settings.data_dir / "playground.sqlite3")
+        app.state.sweeps = SweepStore(app.state.store)  # issue 14: sweeps beside the jobs
         app.state.hub = Hub(settings)
         app.state.engine = Engine(settings, app.state.store, app.state.datasets)
-        app.state.engine.start(asyncio.get_running_loop(), app.state.hub.on_event)
+        # Challenge runs are checked against their goal as their metrics come (server/challenges/).
+        on_event = challenge_progress.listener(app, app.state.hub.on_event)
+        app.state.engine.start(asyncio.get_running_loop(), on_event)
         sweeper = asyncio.create_task(classroom.sweep(app))  # banner, idle jobs
         try:
             yield
@@ -67,8 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     disk.install(app)  # a write refused for want of space: 507, not 500 (H5)
-    for module in (catalog, datasets, models, jobs, stream, classroom, imports, compare):
+    for module in (catalog, datasets, models, jobs, stream, classroom, imports, compare,
+                   inspect):
         app.include_router(module.router, prefix="/api")
+    app.include_router(sweeps_api.router, prefix="/api")  # issue 14
     app.include_router(pages.router)
     app.include_router(classroom.pages)  # /teacher
     app.include_router(prometheus.router)  # /metrics, no /api prefix

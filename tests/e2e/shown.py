@@ -42,3 +42,9 @@ def shown_layers(page, *fields: str) -> list[dict]:
     """Each layer card's type and the given fields (those it has)."""
     return [{k: v for k, v in layer.items() if k == "type" or k in fields}
             for layer in shown(page)["layers"]]
+
+
+def more_settings(page) -> None:
+    """Open "More settings" (the compact top bar keeps the rest of the controls there)."""
+    if page.get_attribute("#more-settings-toggle", "aria-expanded") != "true":
+        page.click("#more-settings-toggle")

@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import start_server, stop_server
 from tests.e2e.conftest import watch
-from tests.e2e.shown import shown, shown_layers
+from tests.e2e.shown import more_settings, shown, shown_layers
 from tests.e2e.test_compare_export_import import TF_DEFAULT, train_to_the_end
 from tests.e2e.test_page import chart_length, epoch, get_job, job, output_pixels, wait_until
 
@@ -50,6 +50,7 @@ def test_reload_keeps_the_run_its_curves_and_the_runs_list(server, playground):
     page = playground("dataset=xor&epochs=6")
     first = train_to_the_end(page)
     page.select_option("#activation", "relu")  # a new network: the first run is kept
+    more_settings(page)
     page.fill("#epochs", "")  # the second one trains until paused
     page.press("#epochs", "Enter")
     page.click("#play")
@@ -339,6 +340,8 @@ def test_the_input_card_counts_the_active_features(playground):
 def test_out_of_range_values_stay_out_of_the_share_link(playground, control, text, message):
     page = playground("regularization=l2")
     before = page.evaluate(KEPT)[control]
+    if not page.is_visible(f"#{control}"):
+        more_settings(page)
     page.fill(f"#{control}", text)
     page.press(f"#{control}", "Enter")
     wait_until(lambda: page.inner_text(f"[data-error-for='{control}']") == message, 5,

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.shown import shown
+from tests.e2e.shown import more_settings, shown
 from tests.e2e.test_compare_export_import import TF_DEFAULT, import_link
 from tests.e2e.test_page import epoch, get_job, job, wait_until
 
@@ -119,6 +119,7 @@ def test_validation_data_and_early_stopping(server, playground, artifacts: Path)
 
 def test_momentum_shows_for_its_optimizers_and_patches_live(server, playground):
     page = playground(SMALL)
+    more_settings(page)
     assert page.is_hidden("#momentum-field")
     page.select_option("#optimizer", "momentum")
     assert page.is_visible("#momentum-field")
@@ -126,6 +127,7 @@ def test_momentum_shows_for_its_optimizers_and_patches_live(server, playground):
     page.click("#play")
     wait_until(lambda: epoch(page) >= 1, 30, "epoch 1")
     first = job(page)["id"]
+    more_settings(page)  # pressing play closed it
     page.fill("#momentum", "0.5")
     page.dispatch_event("#momentum", "change")
     def momentum() -> float:
@@ -140,6 +142,7 @@ def test_momentum_shows_for_its_optimizers_and_patches_live(server, playground):
 
 def test_the_share_link_and_a_tf_import_carry_the_new_fields(server, playground):
     page = playground(SMALL)
+    more_settings(page)
     page.select_option("#init", "normal")
     page.fill("#init_std", "0.5")
     page.dispatch_event("#init_std", "change")
@@ -160,6 +163,7 @@ def test_the_share_link_and_a_tf_import_carry_the_new_fields(server, playground)
     assert spec["dataset"]["validation_fraction"] == 0.3
 
     again = playground(link)
+    more_settings(again)
     s = shown(again)
     assert (s["init"], s["init_std"], s["loss"], s["momentum"]) == ("normal", 0.5, "mse", 0.7)
     assert (s["validation_fraction"], s["early_stopping"]) == (0.3, 5)

@@ -64,6 +64,12 @@ async function request(method, path, { body, token, query, keepalive = false } =
   return answer(response);
 }
 
+/** The challenge the page's new jobs are runs of (controllers/challenge.js), or null. */
+let jobChallenge = null;
+
+/** Make the jobs created from now on runs of challenge `id` (null: plain jobs). */
+export function setJobChallenge(id) { jobChallenge = id || null; }
+
 export const api = {
   health: () => request("GET", "/api/health"),
   catalog: () => request("GET", "/api/catalog"),
@@ -75,7 +81,7 @@ export const api = {
   }),
   checkModel: (body) => request("POST", "/api/models/check", { body }),
   /** With the token of an earlier job, the new job is created under it (one owner per page). */
-  createJob: (spec, token) => request("POST", "/api/jobs", { body: spec, token }),
+  createJob: (spec, token) => request("POST", "/api/jobs", { body: spec, token, query: { challenge: jobChallenge } }),
   getJob: (id, token) => request("GET", `/api/jobs/${id}`, { token }),
   /** `keepalive` lets the request finish while the page is being closed. */
   deleteJob: (id, token, { keepalive = false } = {}) => request("DELETE", `/api/jobs/${id}`, { token, keepalive }),
@@ -92,6 +98,19 @@ export const api = {
   patch: (id, body, token) => request("PATCH", `/api/jobs/${id}`, { body, token }),
   /** A TF Playground link (or its hash) as a job spec: {spec, unmapped, ignored, notes}. */
   importTfPlayground: (url) => request("POST", "/api/import/tfplayground", { body: { url } }),
+  /** A sweep: one job per variant of `base` (docs/JOBS_API.md); answers {id, token, jobs}. */
+  createSweep: (body, token) => request("POST", "/api/sweeps", { body, token }),
+  /** A sweep and its variants: [{job, values, status, epoch, metrics}]. */
+  getSweep: (id, token) => request("GET", `/api/sweeps/${encodeURIComponent(id)}`, { token }),
+  /** pause, resume or stop every variant of a sweep. */
+  controlSweep: (id, action, token) => request("POST", `/api/sweeps/${encodeURIComponent(id)}/control`, { body: { action }, token }),
+  deleteSweep: (id, token) => request("DELETE", `/api/sweeps/${encodeURIComponent(id)}`, { token }),
+  /** The glass box: set one weight or bias of a paused job ({layer, param, index, value}). */
+  editWeight: (id, body, token) => request("POST", `/api/jobs/${id}/weights`, { body, token }),
+  /** The forward pass of one sample ({split, index}, {point: [x, y]} or {x}). */
+  inspect: (id, body, token) => request("POST", `/api/jobs/${id}/inspect`, { body, token }),
+  /** The first `limit` misclassified test samples: {count, total, indices, true, predicted, images?}. */
+  misclassified: (id, limit, token) => request("GET", `/api/jobs/${id}/misclassified`, { query: { limit }, token }),
   /** Aligned histories, summaries and spec differences of two or more jobs. */
   compare: (ids, token) => request("GET", "/api/compare", { query: { ids: ids.join(",") }, token }),
   exportModel,
@@ -106,6 +125,19 @@ export const api = {
   classJobs: () => request("GET", "/api/class/jobs"),
   /** The class's students: {students: [{id, name, address, state, jobs, active_jobs}]}. */
   students: () => request("GET", "/api/class/students"),
+  /** Challenges (docs/JOBS_API.md): the teacher makes and manages them, students read them. */
+  challenges: () => request("GET", "/api/challenges"),
+  /** One challenge by its id or its code. */
+  getChallenge: (ref) => request("GET", `/api/challenges/${encodeURIComponent(ref)}`),
+  createChallenge: (body) => request("POST", "/api/challenges", { body }),
+  closeChallenge: (id) => request("POST", `/api/challenges/${encodeURIComponent(id)}/close`),
+  reopenChallenge: (id) => request("POST", `/api/challenges/${encodeURIComponent(id)}/reopen`),
+  deleteChallenge: (id) => request("DELETE", `/api/challenges/${encodeURIComponent(id)}`),
+  /** {challenge, rows: [{student_id, student, best_job, met, met_epoch, value, runs, setup}]}. */
+  challengeResults: (id) => request("GET", `/api/challenges/${encodeURIComponent(id)}/results`),
+  challengeCsvUrl: (id) => `/api/challenges/${encodeURIComponent(id)}/results.csv`,
+  /** The caller's own runs on a challenge, each with how it stands against the goal. */
+  challengeMine: (id, token) => request("GET", `/api/challenges/${encodeURIComponent(id)}/mine`, { token }),
   /** Remove a student: their jobs are deleted and their sign-in stops working. */
   removeStudent: (id) => request("DELETE", `/api/class/students/${encodeURIComponent(id)}`),
 };

@@ -10,7 +10,9 @@
  */
 
 import { JobStream } from "./api.js";
-import { t, translatePage } from "./i18n/index.js";
+import { panelChrome } from "./explain.js";
+import { setupFromSpec } from "./views/explain_panel.js";
+import { nameOf, t } from "./i18n/index.js";
 import { LineChart } from "./views/charts.js";
 import { drawsNeurons, NetworkView } from "./views/network.js";
 import { OutputView } from "./views/output.js";
@@ -81,7 +83,7 @@ function onMetrics(points) {
     view.metricField = metricOf(points);
     if (view.metricField) {
       view.metric = new LineChart($("metric-chart"), {
-        title: t("jobview.metric_title", { name: view.metricField.replace(/_/g, " ") }),
+        title: t("jobview.metric_title", { name: nameOf("metric", view.metricField, view.metricField.replace(/_/g, " ")) }),
         series: series(view.metricField, view.validation),
       });
     }
@@ -92,14 +94,17 @@ function onMetrics(points) {
   const parts = [];
   if (typeof last.test_loss === "number") parts.push(t("jobview.test_loss", { value: last.test_loss.toFixed(3) }));
   const m = view.metricField && last[`test_${view.metricField}`];
-  if (typeof m === "number") parts.push(t("jobview.test_metric", { name: view.metricField.replace(/_/g, " "), value: m.toFixed(3) }));
+  if (typeof m === "number") parts.push(t("jobview.test_metric", { name: nameOf("metric", view.metricField, view.metricField.replace(/_/g, " ")), value: m.toFixed(3) }));
   $("scores").textContent = parts.join("  ");
 }
 
 function onHello(msg) {
   state.hello += 1;
   const spec = msg.spec || {};
+  view.setup = setupFromSpec(spec, msg);
+  view.panel?.render();
   $("job-name").textContent = spec.name || t("jobview.title", { id: msg.job_id });
+  document.title = t("jobview.title", { id: msg.job_id });
   document.title = $("job-name").textContent;
   view.validation = (spec.dataset?.validation_fraction || 0) > 0;
   view.loss?.destroy();
@@ -156,7 +161,7 @@ function onSnapshot(frame) {
 }
 
 function start() {
-  translatePage();
+  view.panel = panelChrome("job", document.querySelector(".job-view-head"), () => view.setup || {});
   const id = document.body.dataset.jobId;
   const { token } = fragment();
   const stream = new JobStream({ id, token: token || null }, {

@@ -9,7 +9,8 @@
  */
 
 import { api } from "./api.js";
-import { language, t, translatePage } from "./i18n/index.js";
+import { language, t } from "./i18n/index.js";
+import { mainPageChrome } from "./explain.js";
 import { $, session, store, views } from "./session.js";
 import { bindControls, onChange, renderControls, stateFromLink } from "./controllers/controls.js";
 import { loadPreviews, pickDataset, renderData, renderNetwork, scheduleCheck, toggleFeature } from "./controllers/data.js";
@@ -18,6 +19,9 @@ import { bindFiles, uploadCsv } from "./controllers/files.js";
 import { makeCharts } from "./controllers/stream.js";
 import { setStatus } from "./controllers/job.js";
 import { compareRuns, deleteRun, openRun, renderRuns, restoreRuns } from "./controllers/runs.js";
+import { startChallenge } from "./controllers/challenge.js";
+import { bindInspector } from "./controllers/inspector.js";
+import { initSweeps } from "./controllers/sweeps.js";
 import { ConfusionView } from "./views/confusion.js";
 import { DatasetsView } from "./views/datasets.js";
 import { HistogramView } from "./views/histograms.js";
@@ -74,12 +78,19 @@ function makeCatalogViews() {
       $("neuron-zoom").showModal();
     },
   });
+  bindInspector();  // the glass box: hooks on the network view and the output map
   views.datasets = new DatasetsView($("datasets"), { onPick: pickDataset });
   new UploadView($("upload"), { onUpload: uploadCsv, maxBytes: session.catalog.limits?.max_upload_bytes });
 }
 
+/** What the "What am I looking at?" panel explains: the store's setup and the data set's kind. */
+function explainSetup() {
+  const e = session.datasets.get(store.get("dataset"));
+  return { ...store.state, kind: e?.kind, task: store.get("problem") || e?.task, classes: e?.num_classes ?? 2 };
+}
+
 async function start() {
-  translatePage();
+  mainPageChrome(explainSetup, (fn) => store.subscribe(fn));
   try {
     session.catalog = await api.catalog();
   } catch (err) {
@@ -98,6 +109,7 @@ async function start() {
   // ?lang=zh goes into the share link, so that whoever opens it reads the same language.
   if (new URLSearchParams(location.search).get("lang")) store.set({ lang: language() });
   store.set(stateFromLink(location.hash));
+  await startChallenge();  // /?challenge=<code>: its setup, locks and goal (issue 14)
   await showWhoAmI();
   await restoreRuns();
   store.subscribe(onChange);
@@ -110,6 +122,7 @@ async function start() {
   scheduleCheck();
   views.output.compose();
   loadPreviews();
+  initSweeps();
   session.ready = true;
   document.body.classList.add("ready");
 }

@@ -9,7 +9,8 @@
  * A row may carry `toSpec` / `fromSpec` when the page keeps a simpler value than the spec does
  * (early stopping: the page keeps the patience, the spec an object or null).
  * The URL hash, the job spec, loading a spec file and mapping a server error back to the control
- * that caused it are all loops over this table. Nothing here talks to the server or the DOM.
+ * that caused it are all loops over this table. Nothing here talks to the server or the DOM;
+ * a `local` row (the palette) is also read from localStorage when a link does not name it.
  */
 
 export const PROPS = [
@@ -45,9 +46,22 @@ export const PROPS = [
   { key: "discretize", kind: "bool", def: false, path: null, effect: "view" },
   // The page's language when the link names one ("" : the browser's); i18n/index.js reads it.
   { key: "lang", kind: "string", def: "", path: null, effect: "view" },
+  // The colour palette ("default": orange and blue; "cb": colour-blind safe, views/heatmap.js).
+  // `local`: a link that does not name it keeps this browser's own choice (localStorage).
+  { key: "palette", kind: "string", def: "default", path: null, effect: "view", local: "playground.palette" },
 ];
 
 const BY_KEY = new Map(PROPS.map((p) => [p.key, p]));
+
+/** A `local` field's value kept in this browser (localStorage), or null. */
+function localValue(prop) {
+  try {
+    const text = globalThis.localStorage?.getItem(prop.local);
+    return text === null || text === undefined ? null : parseValue(prop, text);
+  } catch {
+    return null; // storage refused: the default
+  }
+}
 
 export function propOf(key) {
   const prop = BY_KEY.get(key);
@@ -143,6 +157,7 @@ export class Store {
   static stateFromHash(hash) {
     const named = Store.parseHash(hash);
     const state = Object.fromEntries(PROPS.map((p) => [p.key, clone(p.def)]));
+    for (const p of PROPS) if (p.local) state[p.key] = localValue(p) ?? state[p.key];
     Object.assign(state, named);
     if (named.activation && !named.layers) {
       state.layers = state.layers.map((l) => ("activation" in l ? { ...l, activation: named.activation } : l));

@@ -13,7 +13,9 @@
 
 import { api } from "./api.js";
 import { ACTIVE, JobCards, jobTitle, LiveView } from "./controllers/class_jobs.js";
-import { t } from "./i18n/index.js";
+import { startChallengePanel } from "./controllers/challenge_panel.js";
+import { pageChrome } from "./explain.js";
+import { nameOf, t } from "./i18n/index.js";
 import { CURVE_COLOURS, LineChart } from "./views/charts.js";
 
 const POLL_MS = 2000;
@@ -108,7 +110,7 @@ function watch(job) {
   const epochText = (epoch) => t("teacher.watch.epoch", { epoch: epoch ?? "\u2013" });
   const setStatus = (s) => {
     if (!s) return;
-    $("watch-status").textContent = s.status;
+    $("watch-status").textContent = nameOf("status", s.status);
     $("watch-status").dataset.status = s.status;
     $("watch-info").textContent = [epochText(s.epoch), s.error].filter(Boolean).join(" · ");
   };
@@ -187,15 +189,17 @@ function showClass() {
   const limits = info.limits || {};
   $("limits").replaceChildren(...Object.entries(limits).flatMap(([k, v]) => {
     const dt = document.createElement("dt");
-    dt.textContent = k.replaceAll("_", " ");
+    dt.textContent = nameOf("limit", k, k.replaceAll("_", " "));
     const dd = document.createElement("dd");
-    dd.textContent = v;
+    dd.textContent = k === "quota_key" ? nameOf("quota", v, v) : v;
     return [dt, dd];
   }));
   poll();
+  startChallengePanel({ watch });  // issue 14: controllers/challenge_panel.js
 }
 
 async function start() {
+  pageChrome("teacher", document.querySelector("header.bar"));
   try {
     info = await api.classInfo();
   } catch (e) {

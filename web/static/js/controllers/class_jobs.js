@@ -9,7 +9,7 @@
  */
 
 import { api, JobStream } from "../api.js";
-import { t } from "../i18n/index.js";
+import { nameOf, t } from "../i18n/index.js";
 import { drawSparkline } from "../views/charts.js";
 import { OutputView } from "../views/output.js";
 
@@ -81,7 +81,8 @@ function lossOf(job) {
 
 /** The data set a job trains on (or its name, or its id). */
 export function jobTitle(job) {
-  return job.name || job.spec?.dataset?.name || job.id;
+  const dataset = job.spec?.dataset?.name;
+  return job.name || (dataset ? nameOf("dataset", dataset) : job.id);
 }
 
 /** One job's card; `onWatch(job)` opens the full-size view. */
@@ -128,7 +129,7 @@ class Card {
     const q = (s) => this.el.querySelector(s);
     q(".who").textContent = job.student || t("teacher.no_student");
     q(".what").textContent = jobTitle(job);
-    q(".status").textContent = job.status;
+    q(".status").textContent = nameOf("status", job.status);
     q(".status").dataset.status = job.status;
     q(".epoch").textContent = job.progress ? job.progress.epoch : 0;
     q(".loss").textContent = lossOf(job);

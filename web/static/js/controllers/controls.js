@@ -6,7 +6,7 @@
  * layer) and the space bar.
  */
 
-import { t } from "../i18n/index.js";
+import { describe, nameOf, t } from "../i18n/index.js";
 import { $, session, store, views } from "../session.js";
 import { propOf, Store } from "../store.js";
 import { checkValue, limitsOf } from "../validate.js";
@@ -54,23 +54,26 @@ export function fillSelect(select, options) {
 
 /** The selects' options and the number controls' ranges, from the catalogue. */
 function fillFromCatalog(c) {
-  fillSelect($("optimizer"), c.optimizers.map((name) => ({
-    name, description: c.optimizer_settings?.[name]?.description })));
-  fillSelect($("schedule"), c.schedules);
-  fillSelect($("activation"), c.activations);
-  fillSelect($("regularization"), c.regularizations);
-  fillSelect($("init"), c.initializers);
-  $("init").title = c.schemas?.job?.$defs?.ModelSpec?.properties?.init?.description || t("controls.init_title");
+  // Names and descriptions from the message tables (names.<lang>.js), the server's as fallback.
+  const named = (group, list, describeOf = () => "") => list.map((o) => {
+    const name = typeof o === "string" ? o : o.name;
+    return { name, label: nameOf(group, name, name.replace(/_/g, " ")), description: describe(group, name, describeOf(o)) };
+  });
+  fillSelect($("optimizer"), named("optimizer", c.optimizers, (name) => c.optimizer_settings?.[name]?.description));
+  fillSelect($("schedule"), named("schedule", c.schedules));
+  fillSelect($("activation"), named("activation", c.activations, (o) => o.description));
+  fillSelect($("regularization"), named("regularization", c.regularizations));
+  fillSelect($("init"), named("init", c.initializers, (o) => o.description));
+  $("init").title = t("controls.init_title");
   fillSelect($("loss"), c.losses.map((name) => ({
-    name, label: name === "auto" ? t("controls.loss_auto") : undefined,
-    description: c.loss_descriptions?.[name] })));
-  $("loss").title = c.schemas?.training?.properties?.loss?.description || "";
+    name, label: name === "auto" ? t("controls.loss_auto") : nameOf("loss", name),
+    description: describe("loss", name, c.loss_descriptions?.[name]) })));
   for (const f of c.export_formats || []) {
     const opt = new Option(f.name, f.name);
-    opt.title = `${f.description} (.${f.extension})`;
+    opt.title = `${describe("format", f.name, f.description)} (.${f.extension})`;
     $("export-format").add(opt);
   }
-  fillSelect($("problem"), problemOptions());
+  fillSelect($("problem"), problemOptions().map((name) => ({ name, label: nameOf("problem", name) })));
   const lr = limitsOf(c, "learning_rate");
   if (lr.max) $("learning_rate").max = String(lr.max);
   if (c.limits?.max_batch_size) $("batch_size").max = String(Math.min(BATCH_SLIDER_MAX, c.limits.max_batch_size));

@@ -5,7 +5,7 @@
  */
 
 import { api } from "../api.js";
-import { t } from "../i18n/index.js";
+import { describe, has, nameOf, t } from "../i18n/index.js";
 import { $, session, store, views } from "../session.js";
 import { propOf } from "../store.js";
 import { starterChanges } from "../starters.js";
@@ -49,7 +49,9 @@ export function renderData() {
   const shown = [...session.datasets.values()].filter((d) => d.task === task);
   views.datasets.render(shown, store.get("dataset"));
   for (const d of shown) if (session.previews.has(d.name)) views.datasets.drawPreview(d.name, session.previews.get(d.name));
-  $("dataset-about").textContent = e ? `${e.title}: ${e.description}${e.teaches ? ` ${e.teaches}` : ""}` : "";
+  // What it teaches, in this language; the server's sentence only for a set the tables lack (an upload).
+  const teaches = !e?.teaches ? "" : has(`teach.dataset.${e.name}`) ? t(`teach.dataset.${e.name}`) : e.teaches;
+  $("dataset-about").textContent = e ? `${nameOf("dataset", e.name, e.title)}: ${describe("dataset", e.name, e.description)}${teaches ? ` ${teaches}` : ""}` : "";
   renderParamsForm($("dataset-params"), e?.params, store.get("params"), (name, value) => {
     store.set({ params: { ...store.get("params"), [name]: value } });
   });

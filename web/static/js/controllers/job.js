@@ -6,7 +6,7 @@
  */
 
 import { api, JobStream } from "../api.js";
-import { t } from "../i18n/index.js";
+import { nameOf, t } from "../i18n/index.js";
 import { $, frameStats, session, store, views } from "../session.js";
 import { showPreviewInOutput } from "./data.js";
 import { clearAllErrors, clearErrors, setConnection, showApiError, showError } from "./errors.js";
@@ -34,7 +34,7 @@ export function setStatus(status, epoch) {
   play.classList.toggle("playing", running);
   const early = earlyStopText(job);
   const statusEl = $("job-status");
-  statusEl.textContent = early ? t("early.status", { best: job.bestEpoch ?? "?" }) : s && s !== "running" ? s : "";
+  statusEl.textContent = early ? t("early.status", { best: job.bestEpoch ?? "?" }) : s && s !== "running" ? nameOf("status", s) : "";
   statusEl.title = early;
   statusEl.classList.toggle("early", Boolean(early));
   $("early-stop").hidden = !early;
@@ -74,6 +74,8 @@ async function createJob(start) {
   if (session.creating) return session.creating;
   clearAllErrors();
   const spec = store.toSpec({ start });
+  // The job's name in the page's language: the teacher's cards and the job's view show it.
+  spec.name = t("job.name", { dataset: nameOf("dataset", store.get("dataset")), n: store.get("layers").length });
   session.creating = (async () => {
     try {
       const created = await api.createJob(spec, session.token);

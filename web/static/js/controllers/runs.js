@@ -4,7 +4,7 @@
  */
 
 import { api, ApiError } from "../api.js";
-import { t } from "../i18n/index.js";
+import { nameOf, t } from "../i18n/index.js";
 import { restore, saveRuns } from "../saved_runs.js";
 import { $, session, views } from "../session.js";
 import { showPreviewInOutput } from "./data.js";
@@ -20,9 +20,9 @@ export function runOf(id) { return session.runs.find((r) => r.id === id); }
 
 /** "circle, 4-2 tanh, lr 0.03": the data set, the hidden layers, the learning rate. */
 export function runLabel(run) {
-  const layers = run.layers.map((l) => (l.type === "dense" ? String(l.units) : l.type)).join("-") || t("runs.no_hidden_layer");
+  const layers = run.layers.map((l) => (l.type === "dense" ? String(l.units) : nameOf("layer", l.type))).join("-") || t("runs.no_hidden_layer");
   const act = run.layers.find((l) => l.activation)?.activation;
-  return t("runs.label", { dataset: run.dataset, layers, activation: act ? ` ${act}` : "", lr: run.learning_rate });
+  return t("runs.label", { dataset: nameOf("dataset", run.dataset), layers, activation: act ? ` ${act}` : "", lr: run.learning_rate });
 }
 
 /** A new job joins the list (the oldest run beyond MAX_RUNS is deleted on the server). */

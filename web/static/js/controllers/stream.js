@@ -4,7 +4,7 @@
  * snapshot (handed to the views of its kind, its draw time counted in frameStats).
  */
 
-import { t } from "../i18n/index.js";
+import { classLabel, nameOf, t } from "../i18n/index.js";
 import { $, frameStats, session, store, views } from "../session.js";
 import { CURVE_COLOURS, LineChart } from "../views/charts.js";
 import { entry } from "./data.js";
@@ -37,7 +37,7 @@ export function makeCharts() {
     chart: null,
     setMetric(name) {
       this.chart?.destroy();
-      this.chart = new LineChart($("metric-chart"), { title: name.replace(/_/g, " "), series: curves(name) });
+      this.chart = new LineChart($("metric-chart"), { title: nameOf("metric", name, name.replace(/_/g, " ")), series: curves(name) });
     },
     clear() { this.chart?.destroy(); this.chart = null; $("metric-chart").textContent = ""; },
   };
@@ -71,14 +71,14 @@ export function onHello(msg) {
     views.output.setData(data, { task: msg.task, numClasses: msg.num_classes, curve: oneInput && msg.task === "regression" });
     views.output.setOptions({ showTest: store.get("show_test"), discretize: store.get("discretize") });
   } else if (msg.kind === "image") {
-    views.images.setData(data, msg.class_names);
+    views.images.setData(data, (msg.class_names || []).map(classLabel));
   } else {
     views.sequences.setData(data, {
-      task: msg.task, classNames: msg.class_names, kind: msg.kind, tokens: Boolean(entry()?.input_tokens),
+      task: msg.task, classNames: (msg.class_names || []).map(classLabel), kind: msg.kind, tokens: Boolean(entry()?.input_tokens),
       tokenNames: data.token_names ?? session.previews.get(store.get("dataset"))?.token_names,
     });
   }
-  views.confusion.setClasses(msg.class_names);
+  views.confusion.setClasses((msg.class_names || []).map(classLabel));
   views.histogram.reset();
   onStatus(msg.status || {});
 }
@@ -164,7 +164,7 @@ function showScores(last) {
   const field = session.metricField;
   const rows = [[t("scores.test_loss"), last.test_loss], [t("scores.validation_loss"), last.validation_loss],
     [t("scores.training_loss"), last.train_loss]];
-  if (field) rows.push([t("scores.test_metric", { name: field.replace(/_/g, " ") }), last[`test_${field}`]]);
+  if (field) rows.push([t("scores.test_metric", { name: nameOf("metric", field, field.replace(/_/g, " ")) }), last[`test_${field}`]]);
   if (last.best_epoch) rows.push([t("scores.best_epoch"), last.best_epoch, true]);
   const dl = $("scores");
   dl.textContent = "";

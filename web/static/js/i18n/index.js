@@ -8,15 +8,27 @@
  * missing from English is returned as is and logged.
  *
  * The language: ?lang= in the query, else lang= in the share link (the URL hash), else the
- * first of navigator.languages that has a table, else English.
+ * last choice made with the language switch (localStorage), else the first of
+ * navigator.languages that has a table, else English.
+ *
+ * A language's table is three files merged: messages.<lang>.js (the page's sentences),
+ * names.<lang>.js (the catalogue's names: optimizers, losses, data sets, layer types...) and
+ * explain.<lang>.js (the explanations: tooltips and the "What am I looking at?" panel).
+ * The three never share a key (tests/e2e/test_i18n.py checks it).
  *
  * Usage (from web/static/js/): import { t } from "./i18n/index.js"; t("runs.count", {n: 3}).
  */
 
 import en from "./messages.en.js";
 import zh from "./messages.zh.js";
+import namesEn from "./names.en.js";
+import namesZh from "./names.zh.js";
+import explainEn from "./explain.en.js";
+import explainZh from "./explain.zh.js";
 
-export const TABLES = { en, zh };
+export const TABLES = { en: { ...en, ...namesEn, ...explainEn }, zh: { ...zh, ...namesZh, ...explainZh } };
+/** Where the language switch keeps the choice. */
+export const STORAGE_KEY = "playground.lang";
 export const LANGUAGES = Object.keys(TABLES);
 export const DEFAULT_LANGUAGE = "en";
 
@@ -39,6 +51,9 @@ export function chooseLanguage(loc = globalThis.location, nav = globalThis.navig
   const fromQuery = loc ? new URLSearchParams(loc.search).get("lang") : null;
   const picked = normalizeLanguage(fromQuery) || normalizeLanguage(fromHash(loc?.hash));
   if (picked) return picked;
+  let saved = null;
+  try { saved = normalizeLanguage(globalThis.localStorage?.getItem(STORAGE_KEY)); } catch { /* storage off */ }
+  if (saved) return saved;
   for (const tag of nav?.languages || (nav?.language ? [nav.language] : [])) {
     const lang = normalizeLanguage(tag);
     if (lang) return lang;
@@ -96,6 +111,35 @@ export function t(key, params) {
     return key;
   }
   return fill(pick(message, lang, params), params);
+}
+
+/** Whether `key` has a message (in the current language or in English). */
+export function has(key) {
+  return Object.hasOwn(TABLES[current], key) || Object.hasOwn(TABLES[DEFAULT_LANGUAGE], key);
+}
+
+/**
+ * The name of a catalogue entry to show: names.<lang>.js's `name.<group>.<id>` when it has one,
+ * else `fallback` (the server's own title, or the id itself). Groups: optimizer, schedule,
+ * activation, regularization, init, loss, dataset, layer, field, problem, status.
+ */
+export function nameOf(group, id, fallback = id) {
+  const key = `name.${group}.${id}`;
+  return has(key) ? t(key) : fallback;
+}
+
+/** A class name of a data set in the current language ("ring" -> "圆环", "blob 2" -> "团簇 2"). */
+export function classLabel(name) {
+  const s = String(name);
+  const blob = /^blob (\d+)$/.exec(s);
+  if (blob) return t("name.class.blob", { n: Number(blob[1]) });
+  return nameOf("class", s, s);
+}
+
+/** The one-line description of a catalogue entry (`desc.<group>.<id>`), else `fallback`. */
+export function describe(group, id, fallback = "") {
+  const key = `desc.${group}.${id}`;
+  return has(key) ? t(key) : fallback;
 }
 
 /** Fill every element with data-i18n="key" (its text) or data-i18n-title / -placeholder / -aria-label. */

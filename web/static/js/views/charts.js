@@ -4,9 +4,22 @@
  * A chart takes its series once, then records: `append(records)` adds the metric records of a
  * `metrics` message (or the whole history of `hello`) and one redraw per animation frame draws
  * them. Records without a series' field leave a gap. Never fetches.
+ *
+ * Curve colours pass through the palette (views/heatmap.js paletteCss): `repaintCharts()`
+ * redraws every live chart in the palette in use, with its data.
  */
 
 import uPlot from "../../vendor/uplot-1.6.32/uPlot.esm.js";
+import { t } from "../i18n/index.js";
+import { paletteCss } from "./heatmap.js";
+
+/** The charts on the page now (made and not destroyed). */
+const LIVE = new Set();
+
+/** Redraw every live chart in the palette in use (after setPalette). */
+export function repaintCharts() {
+  for (const chart of LIVE) chart.build();
+}
 
 /** The colours of the training, test and validation curves, on every page. */
 export const CURVE_COLOURS = { training: "#555", test: "#0877bd", validation: "#f59322" };
@@ -43,7 +56,7 @@ export function drawSparkline(canvas, records, empty) {
       if (started) ctx.lineTo(x, y); else ctx.moveTo(x, y);
       started = true;
     });
-    ctx.strokeStyle = colour;
+    ctx.strokeStyle = paletteCss(colour);
     ctx.lineWidth = Math.max(1, w / 150);
     ctx.stroke();
   }
@@ -61,6 +74,21 @@ export class LineChart {
     this.series = series;
     this.data = [[], ...series.map(() => [])];
     this.pending = false;
+    this.options = { title, x, log, height, spanGaps, legend };
+    this.build();
+    this.resizeObserver = new ResizeObserver(() => {
+      const w = Math.max(200, this.root.clientWidth);
+      if (Math.abs(w - this.plot.width) > 2) this.plot.setSize({ width: w, height });
+    });
+    this.resizeObserver.observe(root);
+    LIVE.add(this);
+  }
+
+  /** (Re)make the plot with the data so far, its curves in the palette in use. */
+  build() {
+    const { title, x, log, height, spanGaps, legend } = this.options;
+    const root = this.root;
+    this.plot?.destroy();
     this.root.textContent = "";
     const width = Math.max(200, root.clientWidth || 300);
     this.plot = new uPlot({
@@ -68,19 +96,14 @@ export class LineChart {
       width,
       height,
       scales: { x: { time: false }, y: log ? { distr: 3 } : { auto: true } },
-      axes: [{ label: x, size: 30, labelSize: 14 }, { size: 46 }],
+      axes: [{ label: x === "epoch" ? t("chart.epoch_axis") : x, size: 30, labelSize: 14 }, { size: 46 }],
       legend: { show: legend, live: false },
       cursor: { drag: { x: false, y: false } },
-      series: [{ label: x }, ...series.map((s) => ({
-        label: s.label, stroke: s.stroke, width: 1.5, dash: s.dash, spanGaps,
+      series: [{ label: x }, ...this.series.map((s) => ({
+        label: s.label, stroke: paletteCss(s.stroke), width: 1.5, dash: s.dash, spanGaps,
         value: (u, v) => (v == null ? "-" : Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(3)),
       }))],
     }, this.data, root);
-    this.resizeObserver = new ResizeObserver(() => {
-      const w = Math.max(200, this.root.clientWidth);
-      if (Math.abs(w - this.plot.width) > 2) this.plot.setSize({ width: w, height });
-    });
-    this.resizeObserver.observe(root);
   }
 
   /** Whether any record has one of this chart's fields. */
@@ -121,6 +144,7 @@ export class LineChart {
   }
 
   destroy() {
+    LIVE.delete(this);
     this.resizeObserver.disconnect();
     this.plot.destroy();
   }

@@ -4,6 +4,7 @@
  * (int32, (classes, classes)) of a snapshot. Never fetches.
  */
 
+import { t } from "../i18n/index.js";
 export class ConfusionView {
   constructor(root) {
     this.root = root;
@@ -19,11 +20,11 @@ export class ConfusionView {
   build(k) {
     this.root.textContent = "";
     const title = document.createElement("h3");
-    title.textContent = "Confusion matrix (test set)";
+    title.textContent = t("page.confusion_title");
     const table = document.createElement("table");
     table.className = "confusion";
     const caption = document.createElement("caption");
-    caption.textContent = "rows: true class, columns: predicted";
+    caption.textContent = t("page.confusion_caption");
     table.append(caption);
     const head = table.insertRow();
     head.append(document.createElement("th"));

@@ -6,6 +6,7 @@
  */
 
 import { CLASS_COLOURS, colourOf } from "./heatmap.js";
+import { describe, nameOf } from "../i18n/index.js";
 import { resolveProperty } from "./layers.js";
 
 const SIZE = 64;
@@ -27,13 +28,15 @@ export class DatasetsView {
       b.className = "thumb";
       b.setAttribute("role", "radio");
       b.setAttribute("aria-checked", String(entry.name === selected));
-      b.setAttribute("aria-label", `${entry.title || entry.name}: ${entry.description || ""}`);
-      b.title = `${entry.title || entry.name}: ${entry.description || ""}`;
+      const title = nameOf("dataset", entry.name, entry.title || entry.name);
+      const about = describe("dataset", entry.name, entry.description || "");
+      b.setAttribute("aria-label", `${title}: ${about}`);
+      b.title = `${title}: ${about}`;
       b.dataset.name = entry.name;
       const canvas = document.createElement("canvas");
       canvas.width = SIZE; canvas.height = SIZE;
       const label = document.createElement("span");
-      label.textContent = entry.title || entry.name;
+      label.textContent = title;
       b.append(canvas, label);
       b.addEventListener("click", () => this.onPick(entry.name));
       this.root.append(b);
@@ -125,13 +128,13 @@ export function renderParamsForm(root, schema, values, onChange) {
     const id = `param-${name}`;
     const label = document.createElement("label");
     label.htmlFor = id;
-    label.title = s.description || "";
+    label.title = describe("field", name, s.description || "");
     const out = document.createElement("output");
-    label.append(`${s.title || name}: `, out);
+    label.append(`${nameOf("field", name, s.title || name)}: `, out);
     let input;
     if (s.enum) {
       input = document.createElement("select");
-      for (const v of s.enum) input.add(new Option(String(v), String(v)));
+      for (const v of s.enum) input.add(new Option(nameOf("choice", String(v), String(v)), String(v)));
       input.value = String(value);
       input.addEventListener("change", () => onChange(name, s.enum.find((v) => String(v) === input.value)));
       out.textContent = "";

@@ -1,22 +1,52 @@
 /**
  * Heatmaps: the colour scale (orange for negative, white near zero, blue for positive, as in
- * TF Playground) and drawing quantized uint8 grids onto canvases, fast.
+ * TF Playground; or a colour-blind-safe pair, see PALETTES) and drawing quantized uint8 grids
+ * onto canvases, fast.
  *
  * A grid arrives as uint8 codes q with a per-map (min, max): value = min + (max - min) * q / 255
  * (docs/STREAM.md). For each map a 256-entry lookup table of packed RGBA turns codes into pixels
  * with one typed-array write per pixel; no per-pixel maths, no allocation per frame.
- * Nothing here fetches or knows the page.
+ *
+ * `setPalette(name)` switches every colour this module hands out (the scale, the class colours,
+ * the CSS colours of links and curves); the views redraw their last frame afterwards. The choice
+ * is kept in localStorage, so that every page of this browser (the job view, the teacher's
+ * thumbnails) draws with it. Nothing here fetches.
  */
 
-const NEG = [245, 147, 34];   // orange
-const MID = [232, 234, 235];  // near white
-const POS = [8, 119, 189];    // blue
+/**
+ * The palettes. `default`: TF Playground's orange and blue. `cb`: ColorBrewer's PuOr ends
+ * (orange #e66101, purple #5e3c99), told apart with any of the three colour-vision deficiencies
+ * and in grey, and the Okabe-Ito colours for classes. `css` maps the default page colours (the
+ * curves, the accents) to this palette's.
+ */
+export const PALETTES = {
+  default: {
+    neg: [245, 147, 34], mid: [232, 234, 235], pos: [8, 119, 189],
+    classes: [
+      [245, 147, 34], [8, 119, 189], [76, 175, 80], [156, 39, 176], [233, 30, 99],
+      [0, 150, 136], [121, 85, 72], [96, 125, 139], [255, 193, 7], [63, 81, 181],
+    ],
+    css: {},
+  },
+  cb: {
+    neg: [230, 97, 1], mid: [247, 247, 247], pos: [94, 60, 153],
+    classes: [
+      [230, 159, 0], [86, 180, 233], [0, 158, 115], [240, 228, 66], [0, 114, 178],
+      [213, 94, 0], [204, 121, 167], [0, 0, 0], [153, 153, 153], [94, 60, 153],
+    ],
+    css: { "#0877bd": "#5e3c99", "#f59322": "#e66101" },
+  },
+};
+export const PALETTE_NAMES = Object.keys(PALETTES);
+const STORAGE_KEY = "playground.palette";
 
-// The class palette for more than two classes and for points.
-export const CLASS_COLOURS = [
-  [245, 147, 34], [8, 119, 189], [76, 175, 80], [156, 39, 176], [233, 30, 99],
-  [0, 150, 136], [121, 85, 72], [96, 125, 139], [255, 193, 7], [63, 81, 181],
-];
+let NEG = PALETTES.default.neg;
+let MID = PALETTES.default.mid;
+let POS = PALETTES.default.pos;
+let current = "default";
+
+// The class palette for more than two classes and for points (changed in place by setPalette).
+export const CLASS_COLOURS = PALETTES.default.classes.map((c) => [...c]);
 
 const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -36,10 +66,54 @@ export function colourOf(t) {
 const STEPS = 1024;
 const PACKED = new Uint32Array(STEPS);
 const CSS_CACHE = new Map();
-for (let i = 0; i < STEPS; i++) {
-  const [r, g, b] = colourOf((2 * i) / (STEPS - 1) - 1);
-  PACKED[i] = pack(r, g, b);
+function precompute() {
+  for (let i = 0; i < STEPS; i++) {
+    const [r, g, b] = colourOf((2 * i) / (STEPS - 1) - 1);
+    PACKED[i] = pack(r, g, b);
+  }
+  CSS_CACHE.clear();
 }
+precompute();
+
+/** The palette in use ("default" or "cb"). */
+export function paletteName() { return current; }
+
+/** The palette this browser chose last (localStorage), or null. */
+export function storedPalette() {
+  try {
+    const name = globalThis.localStorage?.getItem(STORAGE_KEY);
+    return Object.hasOwn(PALETTES, name || "") ? name : null;
+  } catch {
+    return null; // storage refused (a sandboxed frame): the default
+  }
+}
+
+/**
+ * Use palette `name` from now on (unknown names fall back to the default); `remember` keeps it
+ * in localStorage. Marks <html data-palette> for the CSS. Returns whether anything changed.
+ */
+export function setPalette(name, { remember = false } = {}) {
+  const next = Object.hasOwn(PALETTES, name) ? name : "default";
+  if (remember) {
+    try { globalThis.localStorage?.setItem(STORAGE_KEY, next); } catch { /* not kept */ }
+  }
+  if (globalThis.document?.documentElement) document.documentElement.dataset.palette = next;
+  if (next === current) return false;
+  const p = PALETTES[next];
+  current = next;
+  [NEG, MID, POS] = [p.neg, p.mid, p.pos];
+  CLASS_COLOURS.splice(0, CLASS_COLOURS.length, ...p.classes.map((c) => [...c]));
+  precompute();
+  return true;
+}
+
+/** A page colour (CSS hex of the default palette) as the palette in use draws it. */
+export function paletteCss(css) {
+  return PALETTES[current].css[String(css).toLowerCase()] || css;
+}
+
+/** The near-white of the scale's middle, as [r, g, b]. */
+export function midColour() { return [...MID]; }
 const indexOf = (t) => {
   const i = Math.round(((t + 1) * (STEPS - 1)) / 2);
   return i < 0 ? 0 : i >= STEPS ? STEPS - 1 : i | 0;
@@ -170,3 +244,6 @@ export function drawGreyImage(canvas, values, offset, h, w) {
   }
   ctx.putImageData(image, 0, 0);
 }
+
+// Every page of this browser starts in the palette chosen last (the share link may override it).
+setPalette(storedPalette() || "default");

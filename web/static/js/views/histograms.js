@@ -4,6 +4,7 @@
  * and `layer{i}.grad_hist` (int32 counts over 32 bins, header `range`) of a snapshot.
  */
 
+import { t } from "../i18n/index.js";
 const W = 150;
 const H = 46;
 
@@ -12,7 +13,7 @@ export class HistogramView {
     this.root = root;
     this.items = new Map();
     this.title = document.createElement("h3");
-    this.title.textContent = "Weight histograms";
+    this.title.textContent = t("page.histograms");
   }
 
   reset() {
@@ -41,7 +42,7 @@ export class HistogramView {
       (a, b) => parseInt(a.slice(5), 10) - parseInt(b.slice(5), 10));
     for (const name of names) {
       const layer = name.split(".")[0];
-      const it = this.item(name, `layer ${parseInt(layer.slice(5), 10) + 1}`);
+      const it = this.item(name, t("page.layer_n", { n: parseInt(layer.slice(5), 10) + 1 }));
       const weights = frame.arrays[name];
       const grads = frame.arrays[`${layer}.grad_hist`];
       const ctx = it.canvas.getContext("2d");
@@ -52,9 +53,9 @@ export class HistogramView {
       ctx.fillStyle = "#555";
       ctx.font = "9px sans-serif";
       ctx.fillText(lo.toFixed(2), 0, H - 1);
-      const t = hi.toFixed(2);
-      ctx.fillText(t, W - ctx.measureText(t).width, H - 1);
-      it.cap.textContent = `${it.label}${grads ? " (orange: gradients)" : ""}`;
+      const top = hi.toFixed(2);
+      ctx.fillText(top, W - ctx.measureText(top).width, H - 1);
+      it.cap.textContent = grads ? t("page.histogram_gradients", { label: it.label }) : it.label;
     }
   }
 }

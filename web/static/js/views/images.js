@@ -5,6 +5,7 @@
  * `data.test_grid` of `hello` (docs/STREAM.md). Never fetches.
  */
 
+import { t } from "../i18n/index.js";
 import { drawFloatGrid, drawGreyImage, GridPainter, lookupTable } from "./heatmap.js";
 
 const flat = (nested) => Float32Array.from(nested.flat(Infinity));
@@ -53,12 +54,12 @@ export class ImagesView {
     this.classNames = classNames || [];
     this.samples = data.samples;
     this.testGrid = data.test_grid;
-    this.filterBody = section(this.root, "Filters of the first layer", "filters");
-    const mapsHead = section(this.root, "Feature maps", "feature-maps");
+    this.filterBody = section(this.root, t("page.filters"), "filters");
+    const mapsHead = section(this.root, t("page.feature_maps"), "feature-maps");
     this.sampleRow = document.createElement("div");
     this.sampleRow.className = "sample-picker";
     this.sampleRow.setAttribute("role", "radiogroup");
-    this.sampleRow.setAttribute("aria-label", "Sample whose feature maps are shown");
+    this.sampleRow.setAttribute("aria-label", t("page.feature_sample"));
     mapsHead.before(this.sampleRow);
     if (this.samples?.images?.length) {
       const n = this.samples.images.length;
@@ -82,7 +83,7 @@ export class ImagesView {
     }
     this.mapsBody = mapsHead;
     this.layerRows = new Map();
-    this.predBody = section(this.root, "Predictions on test images", "predictions");
+    this.predBody = section(this.root, t("page.predictions_images"), "predictions");
     this.predItems = [];
     if (this.testGrid?.images?.length) {
       const imgs = this.testGrid.images;
@@ -119,7 +120,7 @@ export class ImagesView {
       for (let k = 0; k < n; k++) {
         const canvas = document.createElement("canvas");
         canvas.className = "filter";
-        canvas.title = `filter ${k + 1}`;
+        canvas.title = t("page.filter_n", { n: k + 1 });
         this.filterBody.append(canvas);
       }
     }
@@ -138,13 +139,13 @@ export class ImagesView {
       el.className = "map-row";
       const label = document.createElement("span");
       label.className = "map-label";
-      label.textContent = `layer ${parseInt(name.slice(5), 10) + 1}`;
+      label.textContent = t("page.layer_n", { n: parseInt(name.slice(5), 10) + 1 });
       el.append(label);
       const painters = [];
       for (let ch = 0; ch < channels; ch++) {
         const canvas = document.createElement("canvas");
         canvas.className = "feature-map";
-        canvas.title = `${label.textContent}, channel ${ch + 1}`;
+        canvas.title = t("page.channel_n", { layer: label.textContent, n: ch + 1 });
         el.append(canvas);
         painters.push(new GridPainter(canvas));
       }
@@ -174,7 +175,7 @@ export class ImagesView {
       item.cap.textContent = `${name} ${(100 * p).toFixed(0)}%`;
       item.fig.classList.toggle("wrong", ok === false);
       item.fig.classList.toggle("right", ok === true);
-      item.fig.title = `true: ${this.classNames[item.label] ?? item.label}; predicted ${name} with probability ${p.toFixed(3)}`;
+      item.fig.title = t("page.image_title", { truth: this.classNames[item.label] ?? item.label, name, p: p.toFixed(3) });
       item.bar.style.width = `${(100 * p).toFixed(1)}%`;
     }
   }

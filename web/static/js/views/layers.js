@@ -7,7 +7,7 @@
  * Never fetches; tells the page through callbacks (onChange(layers), onRemove(i), onInsert(i)).
  */
 
-import { t } from "../i18n/index.js";
+import { describe, nameOf, t } from "../i18n/index.js";
 
 /** Resolve a `$ref` (and a nullable anyOf) to the property's own schema and whether null is allowed. */
 export function resolveProperty(prop, root) {
@@ -140,12 +140,12 @@ export class LayersView {
     typeSelect.id = `layer-${i}-type`;
     typeSelect.setAttribute("aria-label", t("layers.type_label", { n: i + 1 }));
     for (const [type, s] of this.schemas) {
-      const opt = new Option(s.title && s.title !== type ? `${type}` : type, type);
-      opt.title = s.description || "";
+      const opt = new Option(nameOf("layer", type), type);
+      opt.title = describe("layer", type, s.description || "");
       typeSelect.add(opt);
     }
     typeSelect.value = layer.type;
-    typeSelect.title = schema?.description || "";
+    typeSelect.title = describe("layer", layer.type, schema?.description || "");
     typeSelect.addEventListener("change", () => {
       this.layers[i] = newLayer(typeSelect.value, this.schemas.get(typeSelect.value), this.layers[i]);
       this.onChange(this.layers);
@@ -206,10 +206,10 @@ export class LayersView {
   field(layer, i, name, s, nullable) {
     const wrap = document.createElement("label");
     wrap.className = "card-field";
-    wrap.title = s.description || "";
+    wrap.title = describe("field", name, s.description || "");
     const id = `layer-${i}-${name}`;
     const caption = document.createElement("span");
-    caption.textContent = (s.title || name).toLowerCase();
+    caption.textContent = nameOf("field", name, (s.title || name).toLowerCase());
     const value = layer[name] !== undefined ? layer[name] : s.default;
     const commit = (v) => {
       if (v === undefined || (v === null && !nullable && s.default === undefined)) delete this.layers[i][name];
@@ -220,7 +220,8 @@ export class LayersView {
     if (s.enum) {
       input = document.createElement("select");
       if (nullable) input.add(new Option(t("layers.default_option"), ""));
-      for (const v of s.enum) input.add(new Option(String(v), String(v)));
+      const group = name === "activation" || name === "nonlinearity" ? "activation" : "choice";
+      for (const v of s.enum) input.add(new Option(nameOf(group, String(v), String(v)), String(v)));
       input.value = value === null || value === undefined ? "" : String(value);
       input.addEventListener("change", () => {
         const raw = input.value;

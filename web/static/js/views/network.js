@@ -3,6 +3,10 @@
  * a column of input features, one column per dense layer, the output; every neuron shows its
  * heatmap over the input plane, every weight is a link whose width is its magnitude and whose
  * colour is its sign. Hover a link or a neuron for its value; click a neuron to enlarge it.
+ * The glass box's hooks (controllers/inspector.js): `onNeuron(column, unit)` when a neuron is
+ * enlarged, `onLink({layer, row, col, value, label})` when a link is clicked,
+ * `onHoverNeuron(canvas | null, label)` while the pointer is on a neuron, `onFrame(frame)` after
+ * each drawn frame.
  *
  * A layer of more than DRAW_ALL_UP_TO neurons is drawn compactly: its first SAMPLE neurons and a
  * summary block (how many more, the layer's units and parameters), with links only between drawn
@@ -216,6 +220,7 @@ export class NetworkView {
     }
     this.drawLinks(frame);
     if (this.zoomed) this.paintZoom();
+    this.callbacks.onFrame?.(frame);
   }
 
   /** Paint the drawn `nodes` of column `c` from its maps (one per unit, drawn or not). */
@@ -267,21 +272,48 @@ export class NetworkView {
             ctx.lineWidth = 0.5 + (LINK_MAX_WIDTH - 0.5) * Math.min(1, Math.abs(w) / LINK_SATURATION);
           }
           ctx.stroke();
-          this.segments.push({ x1, y1, x2, y2, w, label: `${from[k].label} \u2192 ${to[o].label}` });
+          this.segments.push({ x1, y1, x2, y2, w, label: `${from[k].label} \u2192 ${to[o].label}`,
+            layer: c - 1, row, col: c === 1 ? k : from[k].unit });
         }
       }
     }
   }
 
+  /** The link nearest to (clientX, clientY), within 5 px, or null. */
+  linkAt(clientX, clientY) {
+    const box = this.root.getBoundingClientRect();
+    const x = clientX - box.left; const y = clientY - box.top;
+    let best = null; let bestD = 5;
+    for (const s of this.segments || []) {
+      const d = curveDistance(s, x, y);
+      if (d < bestD) { bestD = d; best = s; }
+    }
+    return best;
+  }
+
   bindHover() {
     const tip = this.callbacks.tooltip;
+    this.root.onclick = (e) => {
+      if (e.target.closest?.(".neuron, button")) return;
+      const s = this.linkAt(e.clientX, e.clientY);
+      if (!s) return;
+      tip?.hide();  // its number would go stale once the weight is edited
+      this.callbacks.onLink?.({ layer: s.layer, row: s.row, col: s.col, value: s.w, label: s.label });
+    };
     this.root.onmousemove = (e) => {
+      const hovered = e.target.closest?.(".neuron");
+      const over = hovered ? this.columns.flatMap((c) => c.nodes).find((m) => m.el === hovered) : null;
+      const shows = over && over.active !== false && this.lastFrame ? over.canvas : null;
+      if (shows !== (this.hovered ?? null)) {
+        this.hovered = shows;
+        this.callbacks.onHoverNeuron?.(this.hovered, over?.label);
+      }
       if (!tip) return;
       const box = this.root.getBoundingClientRect();
       const x = e.clientX - box.left; const y = e.clientY - box.top;
-      const neuron = e.target.closest?.(".neuron");
+      const neuron = hovered;
       if (neuron) {
-        const n = this.columns.flatMap((c) => c.nodes).find((m) => m.el === neuron);
+        const n = over;
         const bias = n?.bias;
         tip.show(e.clientX, e.clientY, bias != null
           ? t("network.tip_bias", { label: neuron.dataset.label, bias: bias.toFixed(3) }) : neuron.dataset.label);
@@ -298,12 +330,16 @@ export class NetworkView {
       }
       else tip.hide();
     };
-    this.root.onmouseleave = () => tip?.hide();
+    this.root.onmouseleave = () => {
+      tip?.hide();
+      if (this.hovered) { this.hovered = null; this.callbacks.onHoverNeuron?.(null); }
+    };
   }
 
   zoom(column, unit) {
     this.zoomed = { column, unit };
     this.paintZoom();
+    this.callbacks.onNeuron?.(column, this.columns[column].nodes[unit].unit);
     this.callbacks.onZoom?.(this.columns[column].nodes[unit].label, () => { this.zoomed = null; });
   }
 
@@ -323,6 +359,8 @@ export class NetworkView {
     this.root.textContent = "";
     this.root.classList.remove("neurons");
     this.root.onmousemove = null;
+    this.root.onclick = null;
+    if (this.hovered) { this.hovered = null; this.callbacks.onHoverNeuron?.(null); }
     this.columns = [];
     this.linkCanvas = null;
   }

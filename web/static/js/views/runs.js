@@ -11,7 +11,7 @@
  * fetches: main.js hands them the data.
  */
 
-import { t } from "../i18n/index.js";
+import { classLabel, nameOf, t } from "../i18n/index.js";
 import { LineChart } from "./charts.js";
 import { ConfusionView } from "./confusion.js";
 import { OutputView } from "./output.js";
@@ -110,7 +110,7 @@ export class RunsView {
   }
 
   fill(row, run, i) {
-    const texts = [`${i + 1}. ${run.label}${run.current ? ` ${t("runs.this_run")}` : ""}`, run.status || "",
+    const texts = [`${i + 1}. ${run.label}${run.current ? ` ${t("runs.this_run")}` : ""}`, run.status ? nameOf("status", run.status) : "",
       String(run.epoch ?? 0), fmt(run.test_loss), fmt(run.test_accuracy)];
     texts.forEach((t, c) => { const cell = row.cells[c + 1]; if (cell.textContent !== t) cell.textContent = t; });
   }
@@ -178,7 +178,7 @@ export class CompareView {
       el.dataset.metric = metric;
       charts.append(el);
       const chart = new LineChart(el, {
-        title: metric.replace(/_/g, " "), height: 170, spanGaps: false,
+        title: nameOf("metric", metric, metric.replace(/_/g, " ")), height: 170, spanGaps: false,
         series: jobs.map((j, k) => ({ field: `run${k}`, label: labels[k], stroke: RUN_COLOURS[k % RUN_COLOURS.length] })),
       });
       // One record per epoch, one field per run; null where that run has no such epoch.
@@ -204,7 +204,7 @@ export class CompareView {
       cap.style.borderColor = RUN_COLOURS[k % RUN_COLOURS.length];
       const body = document.createElement("div");
       body.className = "picture-body muted";
-      body.textContent = "Loading its latest picture\u2026";
+      body.textContent = t("page.run_loading");
       fig.append(cap, body);
       this.pictures.append(fig);
       return body;
@@ -291,7 +291,7 @@ export class CompareView {
     slot.classList.remove("muted");
     if (!hello || !frame) {
       slot.classList.add("muted");
-      slot.textContent = "No picture: the run sent no snapshot.";
+      slot.textContent = t("page.run_no_picture");
       return;
     }
     if (frame.arrays["output.boundary"] && hello.kind === "points2d") {
@@ -305,17 +305,17 @@ export class CompareView {
       view.draw(frame);
     } else if (frame.arrays.confusion) {
       const view = new ConfusionView(slot);
-      view.setClasses(hello.class_names);
+      view.setClasses((hello.class_names || []).map(classLabel));
       view.draw(frame.arrays.confusion);
     } else {
       slot.classList.add("muted");
-      slot.textContent = "No decision boundary or confusion matrix for this kind of data.";
+      slot.textContent = t("page.run_no_boundary");
     }
     const epoch = frame.header?.epoch;
     if (epoch !== undefined) {
       const p = document.createElement("p");
       p.className = "muted";
-      p.textContent = `at epoch ${epoch}`;
+      p.textContent = t("page.run_at_epoch", { epoch });
       slot.append(p);
     }
   }

@@ -5,6 +5,7 @@
  * a snapshot with `data.samples` of `hello` (docs/STREAM.md). Never fetches.
  */
 
+import { t } from "../i18n/index.js";
 import { colourOf, drawFloatGrid } from "./heatmap.js";
 
 const PLOT_W = 220;
@@ -28,7 +29,7 @@ export class SequencesView {
     this.task = task;
     this.classNames = classNames || [];
     this.samples = data.samples || { inputs: [], targets: [] };
-    heading(this.root, "Predictions against targets");
+    heading(this.root, t("page.predictions_sequences"));
     this.rows = this.samples.inputs.map((input, k) => {
       const row = document.createElement("div");
       row.className = "seq-row";
@@ -82,16 +83,17 @@ export class SequencesView {
         const cx = x(start + j); const cy = y(v);
         ctx.beginPath(); ctx.moveTo(cx - 4, cy - 4); ctx.lineTo(cx + 4, cy + 4); ctx.moveTo(cx + 4, cy - 4); ctx.lineTo(cx - 4, cy + 4); ctx.stroke();
       });
-      item.text.textContent = `target ${target.map((v) => v.toFixed(3)).join(", ")}` +
-        (pred.length ? `; predicted ${pred.map((v) => v.toFixed(3)).join(", ")}` : "; press play");
+      const values = (list) => list.map((v) => v.toFixed(3)).join(", ");
+      item.text.textContent = pred.length ? t("page.seq_values", { target: values(target), predicted: values(pred) })
+        : t("page.seq_values_untrained", { target: values(target) });
     } else {
       const name = (c) => this.classNames[c] ?? String(c);
-      let text = `target: ${name(target[0])}`;
+      let text = t("page.seq_class", { target: name(target[0]) });
       if (pred.length) {
         const probs = pred.length === 1 ? [1 - pred[0], pred[0]] : pred;
         let best = 0;
         probs.forEach((p, c) => { if (p > probs[best]) best = c; });
-        text += `; predicted: ${name(best)} (${(100 * probs[best]).toFixed(0)}%)`;
+        text = t("page.seq_class_predicted", { target: name(target[0]), predicted: name(best), p: (100 * probs[best]).toFixed(0) });
         item.text.classList.toggle("wrong", best !== target[0]);
         // probability bars under the series
         const bw = (PLOT_W - 8) / probs.length;
@@ -136,7 +138,7 @@ export class SequencesView {
       const el = document.createElement("figure");
       el.className = "attention-layer";
       const cap = document.createElement("figcaption");
-      cap.textContent = `Attention of layer ${parseInt(name.slice(5), 10) + 1}, sample 1 (rows: queries, columns: keys)`;
+      cap.textContent = t("page.attention_caption", { n: parseInt(name.slice(5), 10) + 1 });
       el.append(cap);
       const canvases = [];
       for (let h = 0; h < heads; h++) {
@@ -144,9 +146,9 @@ export class SequencesView {
         wrap.className = "head";
         const canvas = document.createElement("canvas");
         canvas.className = "attention-map";
-        canvas.setAttribute("aria-label", `head ${h + 1}`);
+        canvas.setAttribute("aria-label", t("page.head_n", { n: h + 1 }));
         const label = document.createElement("span");
-        label.textContent = `head ${h + 1}`;
+        label.textContent = t("page.head_n", { n: h + 1 });
         wrap.append(canvas, label);
         el.append(wrap);
         canvases.push(canvas);
@@ -162,7 +164,7 @@ export class SequencesView {
       let top = 1e-9;
       for (let k = h * n; k < (h + 1) * n; k++) top = Math.max(top, array.data[k]);
       drawFloatGrid(entry.canvases[h], array.data, h * n, t1, t2, top);
-      entry.canvases[h].title = `head ${h + 1}: darkest = weight ${top.toFixed(2)}`;
+      entry.canvases[h].title = t("page.head_title", { n: h + 1, w: top.toFixed(2) });
     }
   }
 
@@ -172,7 +174,7 @@ export class SequencesView {
     if (!canvas) {
       const fig = document.createElement("figure");
       const cap = document.createElement("figcaption");
-      cap.textContent = `Hidden state of layer ${parseInt(name.slice(5), 10) + 1} over time (sample 1)`;
+      cap.textContent = t("page.hidden_state_caption", { n: parseInt(name.slice(5), 10) + 1 });
       canvas = document.createElement("canvas");
       canvas.className = "hidden-map";
       fig.append(cap, canvas);
@@ -180,13 +182,13 @@ export class SequencesView {
       this.hidden.set(name, canvas);
     }
     // (time, units) drawn with time across: transpose into (units, time).
-    const t = new Float32Array(time * units);
+    const grid = new Float32Array(time * units);
     let scale = 1e-9;
     for (let i = 0; i < time; i++) for (let u = 0; u < units; u++) {
       const v = array.data[i * units + u];
-      t[u * time + i] = v;
+      grid[u * time + i] = v;
       scale = Math.max(scale, Math.abs(v));
     }
-    drawFloatGrid(canvas, t, 0, units, time, scale);
+    drawFloatGrid(canvas, grid, 0, units, time, scale);
   }
 }
