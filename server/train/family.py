@@ -25,19 +25,15 @@ What is not here: which jobs form families and when (server.engine.families).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from server.spec.layers.core import DenseSpec, DropoutSpec
 from server.train.family_batches import dropout_masks, gather
 from server.train.family_eval import evaluate_snapshots
+from server.train.family_layout import Dense, Member, family_key, layout, load_data
 from server.train.family_math import (
     COUNTS_STEPS,
-    FAMILY_ACTIVATIONS,
-    FAMILY_LOSSES,
-    FAMILY_OPTIMIZERS,
     KINDS,
     NONZERO_AT_ZERO,
     STATE_KEYS,
@@ -50,76 +46,9 @@ from server.train.family_math import (
 )
 from server.train.protocol import Diverged
 
+__all__ = ["DenseFamily", "family_key"]
+
 MAX_CHUNK = 128  # steps gathered at once
-SPLITS = ("train", "validation", "test")
-
-
-def _bucket(n: int) -> int:
-    """Sizes up to 16 are one bucket (such models cost their operations' count, not their
-    size); above, powers of two, so no member pads to more than twice its own size."""
-    return max(4, math.ceil(math.log2(max(1, n))))
-
-
-def family_key(trainer) -> tuple | None:
-    """The key of trainers that can train together, or None (this one trains alone)."""
-    model = getattr(trainer, "model", None)
-    spec = getattr(trainer, "spec", None)
-    if model is None or spec is None or not hasattr(model, "layer_specs"):
-        return None
-    training = spec.training
-    if (training.early_stopping is not None or training.gradient_clip is not None
-            or trainer.loss_name not in FAMILY_LOSSES
-            or training.optimizer.name not in FAMILY_OPTIMIZERS
-            or trainer.shape.input.rank != 1 or trainer.shape.input.tokens is not None):
-        return None
-    ops: list[tuple] = []
-    widths = [trainer.shape.input.dims[0]]
-    for layer_spec, module in zip(model.layer_specs, model.layers, strict=True):
-        if isinstance(layer_spec, DenseSpec):
-            if layer_spec.activation not in FAMILY_ACTIVATIONS:
-                return None
-            slope = layer_spec.negative_slope if layer_spec.activation == "leaky_relu" else 0.0
-            ops.append(("dense", layer_spec.activation, slope, layer_spec.bias))
-            widths.append(layer_spec.units)
-        elif isinstance(layer_spec, DropoutSpec) and isinstance(module, nn.Dropout):
-            if trainer.device.type != "cpu" and layer_spec.p > 0:
-                return None  # CUDA draws dropout masks with another kernel
-            ops.append(("dropout",))
-        else:
-            return None
-    if not ops or ops[-1][0] != "dense":
-        return None
-    rows = max(len(x) for x, _ in trainer.data.values())
-    return ("dense", str(trainer.device), trainer.shape.task, trainer.shape.num_classes,
-            trainer.loss_name, widths[-1], tuple(ops), _bucket(max(widths[:-1])),
-            _bucket(rows))
-
-
-@dataclass
-class _Dense:
-    out: int  # padded sizes
-    inp: int
-    w_at: int  # offset of the weights in the flat buffer
-    b_at: int | None  # offset of the bias, None without bias
-    act: str
-    slope: float
-    unit_mask: Tensor | None = None  # (K, 1, out): padded units of nonzero-at-zero activations
-    w: Tensor | None = None  # views into the family's flat buffers (_train_views)
-    wt: Tensor | None = None
-    b: Tensor | None = None
-    gw: Tensor | None = None
-    gb: Tensor | None = None
-
-
-@dataclass
-class _Member:
-    trainer: object
-    linears: list[nn.Linear]
-    dropout_p: list[float]  # per dropout op
-    dropout_width: list[int]  # the member's own width at each dropout op
-    generator: torch.Generator | None = None  # its dropout randomness (the trainer's _rng_cpu)
-    matrix: Tensor | None = None  # the batches of its current epoch (batches, B) as indices
-    events: list = field(default_factory=list)
 
 
 class DenseFamily:
@@ -136,94 +65,15 @@ class DenseFamily:
         self.task = first.shape.task
         self.num_classes = first.shape.num_classes or 2
         self.threshold = 0.0 if self.loss_name == "bce" else 0.5
-        self.members: list[_Member] = []
+        self.members: list[Member] = []
         self.ops: list = []
         self.seconds_per_batch = 0.0  # the scheduler sizes a family's slices from this
         self.steps = 0
-        self._layout(trainers)
-        self._load_data()
+        layout(self, trainers)
+        load_data(self)
         self._bind()
 
     # -- set-up ------------------------------------------------------------------------------
-
-    def _layout(self, trainers: list) -> None:
-        per_member = []
-        for trainer in trainers:
-            linears, probs, widths = [], [], []
-            width = trainer.shape.input.dims[0]
-            for layer_spec, module in zip(trainer.model.layer_specs, trainer.model.layers,
-                                          strict=True):
-                if isinstance(layer_spec, DenseSpec):
-                    linears.append(module.linear)
-                    width = layer_spec.units
-                else:
-                    probs.append(float(layer_spec.p))
-                    widths.append(width)
-            per_member.append(_Member(trainer, linears, probs, widths))
-        self.members = per_member
-        self.features = max(t.shape.input.dims[0] for t in trainers)
-        offset = 0
-        dense_index = 0
-        specs = list(trainers[0].model.layer_specs)
-        for layer_spec in specs:
-            if isinstance(layer_spec, DenseSpec):
-                out = max(m.linears[dense_index].out_features for m in per_member)
-                inp = max(m.linears[dense_index].in_features for m in per_member)
-                w_at, offset = offset, offset + out * inp
-                b_at = None
-                if layer_spec.bias:
-                    b_at, offset = offset, offset + out
-                slope = layer_spec.negative_slope if layer_spec.activation == "leaky_relu" else 0.0
-                self.ops.append(_Dense(out, inp, w_at, b_at, layer_spec.activation, slope))
-                dense_index += 1
-            else:
-                self.ops.append(("dropout", len([o for o in self.ops if isinstance(o, tuple)])))
-        self.size = offset
-        self.units = self.ops[-1].out
-
-    def _load_data(self) -> None:
-        """Every member's splits, padded: (K, rows + 1, features), the last row a dummy that
-        padded batch slots point at."""
-        k, dev = self.k, self.device
-        self.n_train = [m.trainer.n_train for m in self.members]
-        self.rows = max(self.n_train)
-        self.dummy = self.rows
-        self.split_data: dict[str, tuple] = {}
-        for split in SPLITS:
-            have = [split in m.trainer.data for m in self.members]
-            if not any(have):
-                continue
-            rows = max(len(m.trainer.data[split][0]) for m, h in zip(self.members, have,
-                                                                   strict=True) if h)
-            rows = max(rows, self.rows) if split == "train" else rows
-            x = torch.zeros(k, rows + 1, self.features, device=dev)
-            target = torch.zeros(k, rows + 1, self.units, device=dev)
-            index = torch.zeros(k, rows + 1, dtype=torch.long, device=dev)
-            labels = (torch.zeros(k, rows + 1, dtype=torch.long, device=dev)
-                      if self.task == "classification" else torch.zeros(k, rows + 1, 1,
-                                                                         device=dev))
-            mask = torch.zeros(k, rows + 1, dtype=torch.bool, device=dev)
-            for i, member in enumerate(self.members):
-                if not have[i]:
-                    continue
-                xs, ys = member.trainer.data[split]
-                n, f = xs.shape
-                x[i, :n, :f] = xs
-                mask[i, :n] = True
-                if self.task == "classification":
-                    labels[i, :n] = ys
-                    index[i, :n] = ys
-                    if self.units == 1:
-                        target[i, :n, 0] = ys.to(target.dtype)
-                    else:
-                        target[i, :n] = nn.functional.one_hot(ys, self.units).to(target.dtype)
-                else:
-                    labels[i, :n] = ys
-                    target[i, :n] = ys
-            self.split_data[split] = (x, target, index, labels, mask, have)
-        self.x, self.target, self.index = self.split_data["train"][:3]
-        self.batch = max(m.trainer.batch_size for m in self.members)
-        self.dummies = torch.full((self.batch,), self.dummy, dtype=torch.long, device=dev)
 
     def _bind(self) -> None:
         """Copy each member's weights and optimizer state in; its parameters become views."""
@@ -244,7 +94,7 @@ class DenseFamily:
             start = end
         self.l1_rate = torch.zeros(k, 1, device=dev)
         self.l2_rate = torch.zeros(k, 1, device=dev)
-        for dense in (o for o in self.ops if isinstance(o, _Dense)):
+        for dense in (o for o in self.ops if isinstance(o, Dense)):
             self.penalized[0, dense.w_at:dense.w_at + dense.out * dense.inp] = 1.0
             if dense.act in NONZERO_AT_ZERO:
                 dense.unit_mask = torch.zeros(k, 1, dense.out, device=dev)
@@ -303,10 +153,10 @@ class DenseFamily:
                 for param, view in self._views(i, dense, linear, self.grad):
                     param.grad = view
 
-    def _denses(self) -> list[_Dense]:
-        return [o for o in self.ops if isinstance(o, _Dense)]
+    def _denses(self) -> list[Dense]:
+        return [o for o in self.ops if isinstance(o, Dense)]
 
-    def _views(self, i: int, dense: _Dense, linear: nn.Linear,
+    def _views(self, i: int, dense: Dense, linear: nn.Linear,
                buffer: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
         """(parameter, its region of `buffer` (the weights by default)) of member i's layer."""
         buffer = self.flat if buffer is None else buffer
@@ -317,7 +167,7 @@ class DenseFamily:
             pairs.append((linear.bias, buffer[i, dense.b_at:dense.b_at + o]))
         return pairs
 
-    def _state_view(self, key: str, i: int, dense: _Dense, linear: nn.Linear,
+    def _state_view(self, key: str, i: int, dense: Dense, linear: nn.Linear,
                     param: Tensor) -> Tensor:
         optimizer, row = self._rows[i]
         buffer = optimizer.state[key][row]
@@ -436,7 +286,7 @@ class DenseFamily:
         h = x
         drop = 0
         for op in self.ops:
-            if isinstance(op, _Dense):
+            if isinstance(op, Dense):
                 z = (torch.baddbmm(op.b, h, op.wt) if op.b is not None
                      else torch.bmm(h, op.wt))
                 a = act_forward(op.act, z, op.slope)
@@ -454,7 +304,7 @@ class DenseFamily:
         g = output_grad(self.loss_name, out, target, scale)
         for position in range(len(self.ops) - 1, -1, -1):
             op = self.ops[position]
-            if not isinstance(op, _Dense):
+            if not isinstance(op, Dense):
                 if saved[position] is not None:
                     g = g * saved[position]
                 continue
