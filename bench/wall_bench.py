@@ -118,7 +118,8 @@ class SocketWall:
         while not self.stop.is_set():  # reconnect as the page does (a 4429 on a busy second)
             try:
                 async with websockets.connect(url, max_size=2**24) as ws:
-                    await ws.send(json.dumps({"type": "subscribe", "hz": self.hz}))
+                    await ws.send(json.dumps({"type": "subscribe", "hz": self.hz,
+                                              "detail": "boundary"}))
                     while not self.stop.is_set():
                         try:
                             message = await asyncio.wait_for(ws.recv(), 0.5)

@@ -87,7 +87,12 @@ def test_the_view_follows_one_job_when_framed_by_another_origin(server, context,
             # 2 inputs, 4 hidden neurons, 1 output; no controls anywhere.
             assert frame.locator(".neuron").count() == 7
             assert frame.locator(".unit-buttons").first.is_hidden()
-            assert frame.locator("button:visible, input:visible, select:visible").count() == 0
+            # No training control: only the language switch and the explanations' toggle.
+            extra = frame.locator("button:visible, input:visible, select:visible")
+            kinds = extra.evaluate_all(
+                "(els) => els.map((e) => e.closest('.lang-switch-buttons') ? 'language'"
+                " : (e.getAttribute('aria-controls') || e.id || e.textContent.trim()))")
+            assert all(k == "language" or "explain" in k for k in kinds), kinds
             assert frame.locator("#loss-chart canvas").count() >= 1
             assert frame.locator("#metric-chart canvas").count() >= 1
             assert frame.locator("#job-status").text_content() == "running"

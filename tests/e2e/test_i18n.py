@@ -81,9 +81,19 @@ def pick(page, dataset: str) -> None:
                            arg=dataset)
 
 
+UPLOAD_NAMES = """async () => {
+  const body = await (await fetch('/api/datasets')).json();
+  const sets = Array.isArray(body) ? body : body.datasets || [];
+  return sets.filter((d) => 'stored_bytes' in d).flatMap((d) => [d.name, d.title || d.name]);
+}"""
+
+
 def english_nodes(page) -> list[str]:
+    # The names of uploaded CSV files are the user's own words (other tests upload some to
+    # the shared server): they are shown as typed, in any language.
+    uploads = set(page.evaluate(UPLOAD_NAMES))
     return [f"{n['path']}: {n['text']!r} ({', '.join(latin_words(n['text']))})"
-            for n in page.evaluate(COLLECT) if latin_words(n["text"])]
+            for n in page.evaluate(COLLECT) if latin_words(n["text"]) and n["text"] not in uploads]
 
 
 # ---- the tables ----------------------------------------------------------------------------------

@@ -267,7 +267,7 @@ def test_snapshots_are_paced_and_first_frame_is_sent_at_once(rig, monkeypatch):
     job = rig.create(start=False)
     rig.engine.subscribe(job, {"hz": 5, "layers": True}, subscriber="a").result(10)
     rig.wait(lambda: len(frames) == 1)
-    assert frames[0] == {"layers": True}
+    assert frames[0] == {"layers": True, "detail": "full"}
     rig.engine.control(job, "resume").result(10)
     time.sleep(1.0)
     rig.engine.unsubscribe(job, subscriber="a").result(10)

@@ -80,7 +80,11 @@ def test_a_class_trains_in_families_and_each_history_is_its_solo_history(live, t
         jobs = [create(client, dict(s, start=False)) for s in specs]
         for job in jobs:
             control(client, job["id"], "resume")
+        deadline = time.monotonic() + 30
         seen = families(client)
+        while seen[0] == 0 and time.monotonic() < deadline:  # trainers still being built
+            time.sleep(0.05)
+            seen = families(client)
         for job in jobs:
             wait_status(client, job["id"], "completed", timeout=120)
         for spec, job in zip(specs, jobs, strict=True):
