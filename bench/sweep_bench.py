@@ -8,7 +8,7 @@ batch 10, SGD 0.03) for `--epochs` epochs at once and times them to completion; 
 from the request to the last variant's completion. Prints the seconds and the ratio
 sweep / (2 lone jobs without families): the issue's target is <= 1.
 
-    .venv/bin/python bench/sweep_bench.py [--epochs 40]
+    .venv/bin/python bench/sweep_bench.py [--epochs 400]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def measure(url: str, epochs: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=400)
     args = parser.parse_args()
     results = {}
     for label, env in (("families on (default)", {}),

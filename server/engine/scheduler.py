@@ -93,6 +93,8 @@ class Scheduler:
         if job.seconds_per_batch <= 0:
             return 1
         seconds = self.slice_seconds(jobs, units)
+        if getattr(job, "k", 1) > 1:  # a family: its slice serves all its jobs at once
+            seconds = max(seconds, min(ROTATION_S, ROTATION_S / max(1, units or 1)))
         return max(1, min(MAX_BATCHES, int(seconds / job.seconds_per_batch)))
 
     def timed(self, job: Any, wall: float, batches: int) -> None:

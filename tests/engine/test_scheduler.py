@@ -164,3 +164,18 @@ def test_a_family_member_is_charged_its_share():
     job = J("a", charge=1.0)
     s.charge_share(job, 0.25)
     assert job.charge == 1.25 and job.slices == 1
+
+
+def test_a_family_alone_gets_a_whole_rotation_per_slice():
+    # A family's slice serves all its jobs: alone it runs ROTATION_S between two looks at
+    # the commands, not time_slice_ms (fewer, larger chunks: its epoch-end evaluations batch).
+    s = Scheduler(time_slice_ms=20, max_running_jobs=64)
+    jobs = table(*(J(f"j{i}") for i in range(30)))
+
+    @dataclass
+    class Family:
+        k: int = 30
+        seconds_per_batch: float = 0.001
+
+    assert s.batches(Family(), jobs, units=1) == round(ROTATION_S / 0.001)
+    assert s.batches(J("solo", seconds_per_batch=0.001), jobs, units=1) == 20
