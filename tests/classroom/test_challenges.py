@@ -35,8 +35,9 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def room(data_dir) -> Iterator[ClassRoom]:
     live = start_server(data_dir, env=class_env(PLAYGROUND_RATE_LIMIT_PER_SECOND="0"))
-    yield ClassRoom(live)
-    stop_server(live)
+    room = ClassRoom(live)
+    yield room
+    stop_server(room.live)  # the restart test replaces it
 
 
 def post(room: ClassRoom, token: str | None, path: str, body: dict | None = None):
