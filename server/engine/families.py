@@ -31,7 +31,7 @@ class Families:
         self._of: dict[str, DenseFamily] = {}
         self._signature: tuple = ()
         self._keys: dict[int, Any] = {}  # id(trainer) -> its family key (None: alone)
-        self._rate: dict[int, tuple[float, int]] = {}  # id(family) -> (since, steps then)
+        self._since: dict[int, float] = {}  # id(family) -> when it was formed
 
     def of(self, job) -> DenseFamily | None:
         family = self._of.get(job.id)
@@ -82,7 +82,7 @@ class Families:
             family.release()
         self.families = [family for _part, family in kept]
         self._of = {job.id: family for part, family in kept for job in part}
-        self._rate = {id(f): self._rate.get(id(f), (time.monotonic(), 0)) for f in self.families}
+        self._since = {id(f): self._since.get(id(f), time.monotonic()) for f in self.families}
         for part, _none in wanted:
             try:
                 family = DenseFamily([j.trainer for j in part])
@@ -90,7 +90,7 @@ class Families:
                 log.exception("family could not be formed; its jobs train alone")
                 continue
             self.families.append(family)
-            self._rate[id(family)] = (time.monotonic(), 0)
+            self._since[id(family)] = time.monotonic()
             # One clock for the family: its members advance together from here on, so a
             # member ahead would stay ahead and its commands would never get a turn.
             low = min(j.charge for j in part)
@@ -114,7 +114,7 @@ class Families:
             family.release()
         self.families = []
         self._of = {}
-        self._rate = {}
+        self._since = {}
         self._signature = ()
 
     def detach(self, job) -> None:
@@ -148,7 +148,7 @@ class Families:
         rates = []
         families = list(self.families)  # read from the event loop's thread: a copy
         for family in families:
-            since, _ = self._rate.get(id(family), (now, 0))
+            since = self._since.get(id(family), now)
             elapsed = max(1e-9, now - since)
             rates.append(round(family.steps * family.k / elapsed, 1))
         return {"count": len(families), "sizes": [f.k for f in families],

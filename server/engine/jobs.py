@@ -118,7 +118,8 @@ class JobTable:
         """One slice of a family: every member trains the same number of steps; each is
         charged its share of the time; a member that fails or finishes leaves the family."""
         members = self.families.members(family, self.jobs)
-        n = self.scheduler.batches(family, self.jobs, self.families.units(self.jobs))
+        n = self.scheduler.batches(family, self.jobs, self.families.units(self.jobs),
+                                   shared=len(members) > 1)
         start_wall, start_clock = time.perf_counter(), self._clock()
         try:
             results = family.train(n)

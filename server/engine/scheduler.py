@@ -87,13 +87,15 @@ class Scheduler:
         job.slices += 1
         job.charge += seconds
 
-    def batches(self, job: Any, jobs: Mapping[str, Any], units: int | None = None) -> int:
+    def batches(self, job: Any, jobs: Mapping[str, Any], units: int | None = None,
+                shared: bool = False) -> int:
         """How many batches `job` (or a family) trains in its next slice (1 until its speed
-        is known)."""
+        is known). `shared`: the slice serves several jobs at once (a family): at least a
+        whole rotation divided among the units running."""
         if job.seconds_per_batch <= 0:
             return 1
         seconds = self.slice_seconds(jobs, units)
-        if getattr(job, "k", 1) > 1:  # a family: its slice serves all its jobs at once
+        if shared:
             seconds = max(seconds, min(ROTATION_S, ROTATION_S / max(1, units or 1)))
         return max(1, min(MAX_BATCHES, int(seconds / job.seconds_per_batch)))
 

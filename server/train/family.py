@@ -40,8 +40,8 @@ from server.train.family_math import (
     FlatOptimizer,
     act_backward,
     act_forward,
-    eval_loss,
     grad_scale,
+    mean_loss,
     output_grad,
 )
 from server.train.protocol import Diverged
@@ -273,7 +273,7 @@ class DenseFamily:
                                   self._epoch_end(ended, step)))
         out = torch.stack(outs)  # (m, K, B, U): every step's loss at once
         m, k, b, u = out.shape
-        losses = eval_loss(self.loss_name, out.view(m * k, b, u),
+        losses = mean_loss(self.loss_name, out.view(m * k, b, u),
                            chunk["target"].view(m * k, b, u), chunk["index"].view(m * k, b),
                            chunk["weights"].view(m * k, b) > 0).view(m, k)
         return losses, snapshots

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from server.train.family_math import act_forward, eval_loss
+from server.train.family_math import act_forward, mean_loss
 
 EVAL_VALUES = 4_000_000  # the largest activation of one batched evaluation, in floats
 
@@ -193,7 +193,7 @@ def _records(family, flat: Tensor, slots: Tensor, group: list) -> list[tuple[dic
             rows = slice(0, mask.shape[1] - 1)
             xs, ms = x[slots, rows], mask[slots, rows]
             out, _ = forward(family, flat, xs, None, unit_rows=slots)
-            losses = eval_loss(family.loss_name, out, target[slots, rows],
+            losses = mean_loss(family.loss_name, out, target[slots, rows],
                                index[slots, rows], ms).tolist()
             metrics = batched_metrics(family.task, out, labels[slots, rows], ms,
                                       family.num_classes, family.threshold)

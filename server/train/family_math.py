@@ -103,43 +103,30 @@ def grad_scale(name: str, weights: Tensor, units: int) -> Tensor:
     return w * (2.0 / units) if name == "mse" else w / units
 
 
-def loss_and_grad(name: str, out: Tensor, target: Tensor, index: Tensor | None,
-                  weights: Tensor) -> tuple[Tensor, Tensor]:
-    """(loss of each job (K,), dLoss/dout (K, B, U)) for outputs `out` (K, B, U).
-
-    `target` (K, B, U) float: the one-hot class (or the class 0/1 for one unit) or the
-    regression value; `index` (K, B) int64 class ids for cross_entropy; `weights` (K, B):
-    1/rows for a job's real rows and 0 for padding, so each job's loss is its own batch mean
-    (torch's `reduction="mean"`; per-unit losses also average over the U units).
-    """
-    units = out.shape[-1]
+def mean_loss(name: str, out: Tensor, target: Tensor, index: Tensor | None,
+              mask: Tensor) -> Tensor:
+    """Each job's mean loss over its real rows (torch's `reduction="mean"`; per-unit losses
+    also average over the U units): (P,) for outputs `out` (P, N, U), `target` (P, N, U)
+    float (one-hot, the class 0/1 for one unit, or the regression value), `index` (P, N) int64
+    class ids for cross_entropy, `mask` (P, N) bool. Training's gradient: `output_grad`."""
+    counts = mask.sum(1).clamp(min=1).to(out.dtype)
+    weights = mask.to(out.dtype) / counts.unsqueeze(1)  # (P, N): 1/rows, 0 for padding
     if name == "cross_entropy":
-        logp = torch.log_softmax(out, -1)  # (K, B, U)
-        nll = -logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)  # (K, B)
-        loss = (nll * weights).sum(1)
-        return loss, (logp.exp() - target) * weights.unsqueeze(-1)
-    w = weights.unsqueeze(-1) / units  # (K, B, 1)
+        nll = -torch.log_softmax(out, -1).gather(-1, index.unsqueeze(-1)).squeeze(-1)
+        return (nll * weights).sum(1)
     d = out - target
     if name == "mse":
-        return (d * d * w).sum((1, 2)), 2 * d * w
-    if name == "l1":
-        return (d.abs() * w).sum((1, 2)), torch.sign(d) * w
-    if name == "huber":
+        elementwise = d * d
+    elif name == "l1":
+        elementwise = d.abs()
+    elif name == "huber":
         ad = d.abs()
         elementwise = torch.where(ad < 1.0, 0.5 * d * d, ad - 0.5)
-        return (elementwise * w).sum((1, 2)), d.clamp(-1.0, 1.0) * w
-    if name == "bce":
+    elif name == "bce":
         elementwise = (1 - target) * out - F.logsigmoid(out)
-        return (elementwise * w).sum((1, 2)), (torch.sigmoid(out) - target) * w
-    raise ValueError(f"loss '{name}' cannot run in a family")
-
-
-def eval_loss(name: str, out: Tensor, target: Tensor, index: Tensor | None,
-              mask: Tensor) -> Tensor:
-    """The mean loss of each job over its real rows (`mask` (P, N) bool): (P,)."""
-    counts = mask.sum(1).clamp(min=1).to(out.dtype)
-    weights = mask.to(out.dtype) / counts.unsqueeze(1)
-    return loss_and_grad(name, out, target, index, weights)[0]
+    else:
+        raise ValueError(f"loss '{name}' cannot run in a family")
+    return (elementwise * (weights.unsqueeze(-1) / out.shape[-1])).sum((1, 2))
 
 
 # Optimizer state each optimizer keeps per parameter, in torch's names (checkpoint format).

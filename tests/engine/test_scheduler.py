@@ -172,10 +172,6 @@ def test_a_family_alone_gets_a_whole_rotation_per_slice():
     s = Scheduler(time_slice_ms=20, max_running_jobs=64)
     jobs = table(*(J(f"j{i}") for i in range(30)))
 
-    @dataclass
-    class Family:
-        k: int = 30
-        seconds_per_batch: float = 0.001
-
-    assert s.batches(Family(), jobs, units=1) == round(ROTATION_S / 0.001)
+    family = J("family", seconds_per_batch=0.001)
+    assert s.batches(family, jobs, units=1, shared=True) == round(ROTATION_S / 0.001)
     assert s.batches(J("solo", seconds_per_batch=0.001), jobs, units=1) == 20
