@@ -40,6 +40,17 @@ def wait(client: httpx.Client, ids: list[str]) -> list[str]:
         time.sleep(0.05)
 
 
+def wait_sweep(client: httpx.Client, sweep_id: str) -> list[str]:
+    """Follows the sweep as a client does: one GET of the sweep (every variant's status) per
+    poll, not one request per variant."""
+    while True:
+        variants = client.get(f"/api/sweeps/{sweep_id}").json()["variants"]
+        states = [v["status"] for v in variants]
+        if all(s in DONE for s in states):
+            return states
+        time.sleep(0.05)
+
+
 def measure(url: str, epochs: int) -> tuple[float, float]:
     spec = {**BASE, "training": {**BASE["training"], "epochs": epochs}}
     with httpx.Client(base_url=url, timeout=120) as client:
@@ -54,7 +65,7 @@ def measure(url: str, epochs: int) -> tuple[float, float]:
             "base": spec, "axes": [{"path": "training.optimizer.learning_rate",
                                     "range": [0.001, 1], "count": 16, "scale": "log"}]})
         assert made.status_code == 201, made.text
-        states = wait(client, made.json()["jobs"])
+        states = wait_sweep(client, made.json()["id"])
         sweep = time.perf_counter() - start
         assert states.count("completed") + states.count("failed") == 16, states
         client.delete(f"/api/sweeps/{made.json()['id']}")

@@ -118,7 +118,7 @@ class AsyncJob(rest.JobHandle):
     async def wait(self, timeout: float | None = None, *, poll: float = 0.5,
                    raise_on_failure: bool = False) -> dict:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while (info := await self.refresh())["status"] not in rest.TERMINAL:
+        while not rest.ended(info := await self.refresh()):
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"Job {self.id} is still {info['status']} after {timeout} s")
             await asyncio.sleep(poll)

@@ -192,12 +192,13 @@ class Job(rest.JobHandle):
 
     def wait(self, timeout: float | None = None, *, poll: float = 0.5,
              raise_on_failure: bool = False) -> dict:
-        """Block until the job completes, stops or fails; its final state. TimeoutError after
+        """Block until the job completes, stops or fails, or pauses because it diverged; its
+        final state. TimeoutError after
         `timeout` seconds; JobFailed for a failed or stopped job when `raise_on_failure`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             info = self.refresh()
-            if info["status"] in rest.TERMINAL:
+            if rest.ended(info):
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"Job {self.id} is still {info['status']} after {timeout} s")

@@ -119,5 +119,10 @@ def closed_error(code: int | None, reason: str | None, job_id: str) -> Playgroun
 def terminal(event: Event) -> bool:
     """Whether this event says the job has ended."""
     if isinstance(event, Hello):
-        return event.status.get("status") in TERMINAL
-    return isinstance(event, Status) and event.status in TERMINAL
+        return event.status.get("status") in TERMINAL or _diverged(event.status)
+    return isinstance(event, Status) and (event.status in TERMINAL or _diverged(event.message))
+
+
+def _diverged(status: dict) -> bool:
+    """A job that diverged pauses at its last good state: for a follower it has ended."""
+    return status.get("status") == "paused" and status.get("stop_reason") == "diverged"

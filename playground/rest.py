@@ -21,6 +21,14 @@ from playground.errors import Unreachable, error_for
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMINAL = ("completed", "stopped", "failed")
+
+
+def ended(info: dict) -> bool:
+    """Whether a job (GET /api/jobs/{id}'s answer, or a sweep's variant) has stopped training
+    for good: completed, stopped, failed, or paused by a divergence (NaN or exploding loss:
+    it waits at its last good state for a change, `info["diverged"]` says what happened)."""
+    status = info.get("status")
+    return status in TERMINAL or (status == "paused" and info.get("stop_reason") == "diverged")
 USER_AGENT = "playground-client/1"
 
 

@@ -42,7 +42,8 @@ def sweep_body(base: dict, axes: list[dict], mode: str, count: int | None) -> di
 
 
 def _failure(info: dict) -> JobFailed | None:
-    bad = [v for v in info.get("variants", []) if v.get("status") in ("failed", "stopped")]
+    bad = [v for v in info.get("variants", []) if v.get("status") in ("failed", "stopped")
+           or v.get("stop_reason") == "diverged"]
     if not bad:
         return None
     return JobFailed(bad[0]["job"], bad[0]["status"],
@@ -51,7 +52,7 @@ def _failure(info: dict) -> JobFailed | None:
 
 
 def _over(info: dict) -> bool:
-    return all(v.get("status") in ENDED for v in info.get("variants", []))
+    return all(v.get("status") in ENDED or rest.ended(v) for v in info.get("variants", []))
 
 
 class SweepHandle:

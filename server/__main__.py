@@ -22,14 +22,27 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", help="where jobs, checkpoints and uploads live (default data/)"
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training device")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="train on the Ray cluster at ADDRESS (host:port; docs/CLUSTER.md)")
     args = parser.parse_args(argv)
     try:
         settings = settings_from_env(
-            host=args.host, port=args.port, data_dir=args.data_dir, device=args.device
+            host=args.host, port=args.port, data_dir=args.data_dir, device=args.device,
+            ray_address=args.ray,
         )
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+    if settings.ray_address:  # issue 15: an unreachable cluster stops the start, with why
+        from server.cluster.connect import ClusterUnreachable, connect
+
+        try:
+            connect(settings.ray_address)
+        except ClusterUnreachable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"Training on the Ray cluster at {settings.ray_address}", flush=True)
 
     import uvicorn
 

@@ -96,6 +96,18 @@ class Settings(BaseModel):
     checkpoint_seconds: float = Field(
         10.0, gt=0, description="Checkpoint a running job this often."
     )
+    # Cluster (issue 15, docs/CLUSTER.md): train on a Ray cluster instead of this process.
+    ray_address: str | None = Field(
+        None, description="host:port of a Ray cluster's head (GCS) to train on, as engine "
+        "actors on its nodes; unset: train in this process. Needs the cluster extra.",
+    )
+    cluster_cpus_per_actor: float = Field(
+        1.0, gt=0, description="On a node without GPUs, one engine actor per this many cores "
+        "(a node with GPUs gets one per GPU).",
+    )
+    cluster_fault_limit: int = Field(
+        3, ge=1, description="A job running on this many engine actors that died fails.",
+    )
 
     # Stream.
     snapshot_hz: float = Field(10.0, gt=0, le=60, description="Most snapshots a second per job.")

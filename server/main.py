@@ -26,6 +26,7 @@ from server.api import (
     stream,
 )
 from server.api import sweeps as sweeps_api
+from server.api import timeline as timeline_api
 from server.api.classroom import wiring as classroom
 from server.challenges import progress as challenge_progress
 from server.config import Settings, get_settings
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = Store(settings.data_dir / "playground.sqlite3")
         app.state.sweeps = SweepStore(app.state.store)  # issue 14: sweeps beside the jobs
         app.state.hub = Hub(settings)
-        app.state.engine = Engine(settings, app.state.store, app.state.datasets)
+        app.state.engine = make_engine(settings, app.state.store, app.state.datasets)
         # Challenge runs are checked against their goal as their metrics come (server/challenges/).
         on_event = challenge_progress.listener(app, app.state.hub.on_event)
         app.state.engine.start(asyncio.get_running_loop(), on_event)
@@ -78,12 +79,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    inspect):
         app.include_router(module.router, prefix="/api")
     app.include_router(sweeps_api.router, prefix="/api")  # issue 14
+    app.include_router(timeline_api.router, prefix="/api")  # issue 16: the timeline
     app.include_router(pages.router)
     app.include_router(classroom.pages)  # /teacher
     app.include_router(prometheus.router)  # /metrics, no /api prefix
     classroom.install(app)  # Host/Origin checks and limits, outermost (server/api/classroom/)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     return app
+
+
+def make_engine(settings: Settings, store: Store, datasets: DataRegistry):
+    """The engine in this process, or on the Ray cluster at settings.ray_address (issue 15,
+    server/cluster/: the same methods, training on engine actors)."""
+    if settings.ray_address:
+        from server.cluster.engine import ClusterEngine
+
+        return ClusterEngine(settings, store, datasets)
+    return Engine(settings, store, datasets)
 
 
 def __getattr__(name: str):

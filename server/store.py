@@ -109,8 +109,17 @@ def finite(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, dict):  # a metric record: mostly floats and ints, inlined for speed
+        out = {}
+        for k, v in value.items():
+            t = type(v)
+            if t is float:
+                out[k] = v if v - v == 0.0 else None  # inf - inf and NaN - NaN are NaN
+            elif t is int or t is str or v is None:
+                out[k] = v
+            else:
+                out[k] = finite(v)
+        return out
     if isinstance(value, list | tuple):
         if all(type(v) is int for v in value):  # a confusion matrix row: nothing to do
             return list(value)

@@ -88,6 +88,7 @@ def job_view(row: dict, progress: dict | None) -> dict:
         "metrics": row["metrics"],
         "error": live.get("error", row["error"]),
         "stop_reason": live.get("stop_reason", row["stop_reason"]),
+        "diverged": live.get("diverged"),  # paused by a divergence: why (server.engine.rewind)
         "spec": row["spec"],
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),

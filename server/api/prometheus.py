@@ -98,6 +98,10 @@ def render(state) -> str:
            "Steps a second of each family, all its jobs together, since it was formed.",
            [({"family": str(i)}, r) for i, r in enumerate(families["steps_per_second"])])
 
+    cluster = getattr(state.engine, "cluster", None)
+    if cluster is not None:  # issue 15: training on a Ray cluster (server/cluster/)
+        _cluster_metrics(metric, cluster())
+
     hub = state.hub
     clients = sum(len(w) for w in hub.channels.values())
     metric("playground_stream_clients", "gauge", "Websocket clients following a job.",
@@ -119,6 +123,31 @@ def render(state) -> str:
            [({"reason": r}, refused.get(r, 0))
             for r in REASONS])
     return "\n".join(out) + "\n"
+
+
+def _cluster_metrics(metric, cluster: dict) -> None:
+    """Each engine actor of the Ray cluster: its node, its jobs, its steps/s, its load."""
+    actors = cluster["actors"]
+
+    def labels(a: dict) -> dict:
+        return {"actor": a["actor"], "node": a["node"][:12], "address": a["address"],
+                "device": a["device"]}
+
+    metric("playground_cluster_actors", "gauge", "Engine actors training on the Ray cluster.",
+           [(None, len(actors))])
+    metric("playground_cluster_jobs_waiting", "gauge",
+           "Jobs waiting for an engine actor (none is alive).", [(None, cluster["waiting"])])
+    metric("playground_cluster_actor_jobs", "gauge", "Jobs held by each engine actor.",
+           [(labels(a), a["jobs"]) for a in actors])
+    metric("playground_cluster_actor_running", "gauge",
+           "Running and queued jobs of each engine actor.",
+           [(labels(a), a["active"]) for a in actors])
+    metric("playground_cluster_actor_steps_per_second", "gauge",
+           "Training steps a second of each engine actor.",
+           [(labels(a), a["steps_per_second"]) for a in actors])
+    metric("playground_cluster_actor_load", "gauge",
+           "Measured load of each engine actor: seconds per step of its active jobs, summed.",
+           [(labels(a), a["load"]) for a in actors])
 
 
 METRICS_OFF = "Metrics are off on this server (PLAYGROUND_METRICS_ACCESS)."

@@ -101,11 +101,12 @@ def sweep_view(sweep: dict, rows: dict[str, dict], progress: dict[str, dict]) ->
         row, live = rows.get(v["job"]), progress.get(v["job"]) or {}
         if row is None:
             variants.append({"job": v["job"], "values": v["values"], "status": "deleted",
-                             "epoch": None, "epochs": None, "metrics": None})
+                             "stop_reason": None, "epoch": None, "epochs": None, "metrics": None})
             continue
         variants.append({
             "job": v["job"], "values": v["values"],
             "status": live.get("status", row["status"]),
+            "stop_reason": live.get("stop_reason", row["stop_reason"]),
             "epoch": live.get("epoch", row["epoch"]),
             "epochs": (row["spec"].get("training") or {}).get("epochs"),
             "metrics": row["metrics"],

@@ -27,6 +27,15 @@ from server.export import FORMATS
 from server.spec.job import JobSpec
 
 
+def forget_family_key(families, trainer) -> None:
+    """A clipped job trains alone (family keys exclude gradient clipping): the key the
+    families cached for this trainer (server.engine.families, by `id(trainer)`) is dropped, so
+    the next regroup computes it again from the patched spec."""
+    keys = getattr(families, "_keys", None)
+    if isinstance(keys, dict):
+        keys.pop(id(trainer), None)
+
+
 class Commands:
     """The command handlers over a job table (worker thread)."""
 
@@ -136,6 +145,9 @@ class Commands:
             trainer = self.table.ensure_trainer(job)
             if trainer is not None:
                 apply_training_patch(trainer, training)
+                if (training.get("gradient_clip") is not None
+                        or training.get("batch_size") is not None):  # vmap keys hold it
+                    forget_family_key(self.table.families, trainer)
                 # At once: a checkpoint from before the change would bring the old settings
                 # back after a restart while the stored spec shows the new ones.
                 self.table.checkpoint(job)

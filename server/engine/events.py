@@ -2,7 +2,8 @@
 
 Every event has the `job_id` it is about and a `type` (a class constant): `StatusEvent`
 ("status": the job's status, epoch, step, error and stop_reason; status `deleted` once it is
-gone), `MetricsEvent` ("metrics": the per-epoch records just completed), `SnapshotEvent`
+gone; `diverged` when a divergence paused it), `MetricsEvent` ("metrics": the per-epoch
+records just completed), `SnapshotEvent`
 ("snapshot": an encoded frame, only for jobs with subscribers) and `ErrorEvent` ("error": the
 job failed; its status event follows). `to_json()` is a status or error event as the stream
 sends it to clients (a JSON object, `type` first).
@@ -22,10 +23,14 @@ class StatusEvent:
     step: int
     error: str | None = None
     stop_reason: str | None = None
+    diverged: dict | None = None  # paused after a divergence: server.engine.rewind's diagnosis
     type: ClassVar[str] = "status"
 
     def to_json(self) -> dict:
-        return {"type": self.type, **asdict(self)}
+        data = {"type": self.type, **asdict(self)}
+        if data["diverged"] is None:  # only a job paused by a divergence carries it
+            del data["diverged"]
+        return data
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from server.train.family import DenseFamily, family_key
+from server.train.vmap_family import VmapFamily, vmap_key
 
 log = logging.getLogger("playground.engine")
 
@@ -48,7 +49,8 @@ class Families:
         marker = id(trainer)
         if marker not in self._keys:
             try:
-                self._keys[marker] = family_key(trainer)
+                # Dense networks on points first; else same-architecture CNN/attention jobs.
+                self._keys[marker] = family_key(trainer) or vmap_key(trainer)
             except Exception:  # a trainer the key does not understand trains alone
                 log.exception("family key failed")
                 self._keys[marker] = None
@@ -70,6 +72,8 @@ class Families:
                 groups.setdefault(key, []).append(job)
         parts = [members[start:start + MAX_SIZE] for members in groups.values()
                  for start in range(0, len(members), MAX_SIZE)]
+        # A vmap family of one is slower than its job alone (bench/vmap_family_bench.py).
+        parts = [p for p in parts if len(p) > 1 or self._key(p[0].trainer)[0] != "vmap"]
         # A family whose members are exactly one of the wanted parts stays as it is; the
         # others give their members back, and the parts left are formed anew.
         existing = {frozenset(id(m.trainer) for m in f.members): f
@@ -85,7 +89,8 @@ class Families:
         self._since = {id(f): self._since.get(id(f), time.monotonic()) for f in self.families}
         for part, _none in wanted:
             try:
-                family = DenseFamily([j.trainer for j in part])
+                kind = VmapFamily if self._key(part[0].trainer)[0] == "vmap" else DenseFamily
+                family = kind([j.trainer for j in part])
             except Exception:
                 log.exception("family could not be formed; its jobs train alone")
                 continue

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from server.engine.family_frames import FamilyFrames, batch_family
+from server.engine.health import Health
 from server.engine.snapshot import Snapshots
 
 log = logging.getLogger("playground.engine")
+SLICE_MIN_S = 0.01  # a watched family's slice is cut to its next frame, not below this
+SLICE_MARGIN_S = 0.002  # ... and ends just after that frame is due, not just before
 
 
 class Frames:
@@ -30,6 +34,8 @@ class Frames:
     def __init__(self, settings) -> None:
         self.settings = settings
         self.snapshots = Snapshots()  # this engine's frame contexts and frame budget
+        self.family_frames = FamilyFrames(self.snapshots)  # a family's frames at once
+        self.health = Health()  # dead ReLU layers, vanishing gradients (issue 16)
 
     def subscribe(self, job: Any, subscriber: Any, options: dict) -> None:
         job.subscribers.pop(subscriber, None)  # re-subscribing moves it last: its options win
@@ -48,6 +54,36 @@ class Frames:
                    max(float(o.get("hz") or self.settings.snapshot_hz)
                        for o in job.subscribers.values()))
 
+    def _framed(self, job: Any, now: float) -> None:
+        """A frame was made now. On time (up to half a period late), the next is due one
+        period after this one was due, so that frames keep their rate on average although
+        they are made only between slices; earlier or later, one period from now."""
+        period = 1.0 / self.hz(job)
+        due_at = job.last_frame + period
+        job.last_frame = due_at if 0.0 <= now - due_at < 0.5 * period else now
+
+    def _joining(self, family: Any, members: list, table: Mapping[str, Any],
+                 now: float) -> list:
+        """Watched members of `family` in `table`, not due yet but past half their period."""
+        have = {id(j) for j in members}
+        return [j for j in table.values()
+                if id(j) not in have and j.subscribers and j.status != "failed"
+                and j.trained_since_frame and j.trainer is not None
+                and getattr(j.trainer, "family", None) is family
+                and now - j.last_frame >= 0.5 / self.hz(j)]
+
+    def slice_seconds(self, jobs: Iterable[Any], now: float) -> float | None:
+        """How long a slice of these jobs (a family) may train before the first watched one
+        is due a frame and the frame budget lets it be made, at least SLICE_MIN_S (None:
+        none is watched). Frames are made between slices, so a longer slice would lower
+        every member's frame rate."""
+        waits = [job.last_frame + 1.0 / self.hz(job) - now for job in jobs
+                 if job.subscribers and job.status != "failed"]
+        if not waits:
+            return None
+        # Frames the budget holds back would not come sooner: train until it lets them.
+        return max(SLICE_MIN_S, min(waits) + SLICE_MARGIN_S, self.snapshots.budget.wait())
+
     def due(self, jobs: Mapping[str, Any], now: float) -> Iterator[Any]:
         """The jobs that get a frame now."""
         for job in list(jobs.values()):
@@ -61,17 +97,60 @@ class Frames:
                 continue
             yield job
 
-    def build(self, job: Any, now: float) -> bytes | None:
-        """The frame of a due job (its trainer loaded); None when the snapshot failed."""
+    def options(self, job: Any, now: float) -> dict:
+        """The options of a due job's frame (the latest subscriber's, without hz)."""
         options = {k: v for k, v in list(job.subscribers.values())[-1].items() if k != "hz"}
         # One frame serves every watcher: only the main view when all of them asked for that.
         light = all(o.get("detail") == "boundary" for o in job.subscribers.values())
         options["detail"] = "boundary" if light else "full"
+        if not light:  # at most once a second per job (server.engine.health), in the budget
+            started = time.thread_time()
+            health = self.health.of(job.trainer, now)
+            if health is not None:
+                options["health"] = health
+            self.snapshots.budget.spend(time.thread_time() - started)
+        return options
+
+    def build(self, job: Any, now: float) -> bytes | None:
+        """The frame of a due job (its trainer loaded); None when the snapshot failed."""
+        options = self.options(job, now)
         try:
             data = self.snapshots.frame(job.trainer, job.dataset, options)
         except Exception:
             log.exception("snapshot of job %s failed", job.id)
             data = None
         job.frame_due = job.trained_since_frame = False
-        job.last_frame = now
+        self._framed(job, now)
         return data
+
+    def build_many(self, jobs: Iterable[Any], now: float,
+                   table: Mapping[str, Any] | None = None) -> Iterator[tuple[Any, bytes | None]]:
+        """(job, frame or None) of each due job of `jobs` (trainers loaded). A job alone gets
+        its frame at once (`build`); the members of one dense family on 2-D points get theirs
+        together after the others, from one batched pass (server.engine.family_frames),
+        joined by the family's watched members of `table` past half their period (so that
+        the members' frames fall due together: one pass each time, not several small ones)."""
+        groups: dict[int, tuple[Any, list]] = {}
+        for job in jobs:
+            family = batch_family(job.trainer, job.dataset)
+            if family is None:
+                yield job, self.build(job, now)
+            else:
+                groups.setdefault(id(family), (family, []))[1].append(job)
+        for family, members in groups.values():
+            members += self._joining(family, members, table or {}, now)
+            frames = None
+            if len(members) > 1:
+                items = [(j.trainer, j.dataset, self.options(j, now)) for j in members]
+                try:
+                    frames = self.family_frames.frames(family, items)
+                except Exception:
+                    log.exception("batched frames of a family failed; made per job")
+            if frames is None:
+                for job in members:
+                    yield job, self.build(job, now)
+                continue
+            for job, data in zip(members, frames, strict=True):
+                job.frame_due = job.trained_since_frame = False
+                self._framed(job, now)
+                yield job, data

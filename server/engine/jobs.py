@@ -29,11 +29,14 @@ from server.engine.events import ErrorEvent, Event, MetricsEvent, SnapshotEvent,
 from server.engine.frames import Frames
 from server.engine.job import Job
 from server.engine.lifecycle import TERMINAL, JobNotFound
+from server.engine.rewind import Rewinds
 from server.engine.scheduler import Scheduler
 from server.engine.storage import Storage
 from server.engine.trainers import BuildFailed, Trainers, failure, idle_to_free, short
 from server.spec.job import JobSpec
 from server.store import finite
+from server.timeline import Timeline
+from server.train.protocol import Diverged
 
 log = logging.getLogger("playground.engine")
 
@@ -50,6 +53,7 @@ class JobTable:
         self.trainers = trainers
         self.frames = Frames(settings)
         self.storage = Storage(store, settings)
+        self.timeline = Timeline(store)  # issue 16: pictures kept with the history
         self.jobs: dict[str, Job] = {}
         self.seq = itertools.count()
         self.progress: dict[str, dict] = {}  # read by other threads, under `lock`
@@ -60,6 +64,7 @@ class JobTable:
         self._last_housekeeping = 0.0
         self._wall_clock = trainers.device.type == "cuda"
         self.families = None  # server.engine.families.Families, set by the engine
+        self.rewinds = Rewinds(self)  # a divergence pauses at the last good state (issue 16)
 
     def job(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)
@@ -72,6 +77,7 @@ class JobTable:
         self.trainers.free(job)
         del self.jobs[job.id]
         self.scheduler.forget(job.id)
+        self.rewinds.forget(job.id)
         with self.lock:
             self.progress.pop(job.id, None)
             self.looked_at.pop(job.id, None)
@@ -81,6 +87,7 @@ class JobTable:
 
     def shutdown(self) -> None:
         """Checkpoint what trained since the last checkpoint."""
+        self.timeline.drain(self.jobs, busy=False)  # the pictures still to draw (issue 16)
         for job in list(self.jobs.values()):
             if job.trainer is not None and job.dirty and job.status != "failed":
                 self.checkpoint(job)
@@ -98,7 +105,7 @@ class JobTable:
             self.finish(job)
             return
         units = self.families.units(self.jobs) if self.families is not None else None
-        n = self.scheduler.batches(job, self.jobs, units)
+        n = self.timeline.limit(trainer, self.scheduler.batches(job, self.jobs, units))
         start_wall, start_clock = time.perf_counter(), self._clock()
         records, message = self.train(job, trainer.train_batches, n)
         if message is not None:
@@ -120,6 +127,12 @@ class JobTable:
         members = self.families.members(family, self.jobs)
         n = self.scheduler.batches(family, self.jobs, self.families.units(self.jobs),
                                    shared=len(members) > 1)
+        n = self.timeline.limit_family([j.trainer for j in members], n)
+        wait = self.frames.slice_seconds(members, time.monotonic())  # frames keep their rate
+        if wait is not None and family.seconds_per_batch > 0:
+            n = max(1, min(n, int(wait / family.seconds_per_batch)))
+        for job in members:
+            self.timeline.initial(job)  # epoch 0 of a member that has not trained yet
         start_wall, start_clock = time.perf_counter(), self._clock()
         try:
             results = family.train(n)
@@ -137,6 +150,8 @@ class JobTable:
             records, error = results.get(trainer, ([], None))
             self.scheduler.charge_share(job, share * owners.get(job.owner, 1))
             job.dirty = job.trained_since_frame = True
+            if error is not None and self.rewinds.pause_or_fail(job, error):
+                continue
             if error is not None:
                 message, kept = failure(job.id, error)
                 if kept:
@@ -169,9 +184,12 @@ class JobTable:
               *args: Any) -> tuple[list[dict], str | None]:
         """(the records of a training call, None) or ([], the message of its failure); the
         epochs a diverging call did complete are recorded."""
+        self.timeline.initial(job)  # epoch 0 of a run that has not trained yet
         try:
             return call(*args), None
         except Exception as exc:
+            if isinstance(exc, Diverged) and self.rewinds.pause_or_fail(job, exc):
+                return [], None  # paused at its last good state (server.engine.rewind)
             message, records = failure(job.id, exc)
         if records and job.trainer is not None:
             self.record(job, records)
@@ -186,6 +204,7 @@ class JobTable:
             if pause is not None:  # the records are kept: nothing is lost
                 self.pause_for_storage(job, pause, error=True)
             self.emit(MetricsEvent(job.id, records))
+            self.timeline.after(job, records)
         self.set_progress(job)
 
     def record_many(self, items: list[tuple[Job, list[dict]]]) -> None:
@@ -200,6 +219,7 @@ class JobTable:
             if pauses.get(job.id) is not None:  # the records are kept: nothing is lost
                 self.pause_for_storage(job, pauses[job.id], error=True)
             self.emit(MetricsEvent(job.id, records))
+            self.timeline.after(job, records)
         for job, _records in items:
             self.set_progress(job)
 
@@ -238,12 +258,18 @@ class JobTable:
         return trainer
 
     def send_frames(self) -> None:
+        self.timeline.drain(self.jobs, busy=self.running())  # noted at epoch ends (issue 16)
         now = time.monotonic()
-        for job in self.frames.due(self.jobs, now):
-            if self.ensure_trainer(job) is None:
-                job.frame_due = False
-                continue
-            data = self.frames.build(job, now)
+
+        def ready():  # due jobs, their trainers loaded
+            for job in self.frames.due(self.jobs, now):
+                if self.ensure_trainer(job) is None:
+                    job.frame_due = False
+                    continue
+                yield job
+
+        # A family's members get theirs from one batched pass (server.engine.family_frames).
+        for job, data in self.frames.build_many(ready(), now, self.jobs):
             if data is not None:
                 self.emit(SnapshotEvent(job.id, data))
 
@@ -266,7 +292,7 @@ class JobTable:
         self.store.update_job(job.id, status=status, epoch=job.epoch, step=job.step, **fields)
         self.set_progress(job)
         self.emit(StatusEvent(job.id, status, job.epoch, job.step, fields.get("error"),
-                              fields.get("stop_reason")))
+                              fields.get("stop_reason"), job.note.get("diverged")))
         if was == "running" and status != "running":
             self.promote()
 

@@ -49,6 +49,7 @@ HIST_MAX_VALUES = 262_144  # larger layers are histogrammed on an even subsample
 WEIGHTS_MAX_PARAMETERS = 65_536  # send every parameter only for models this small
 MAX_FILTERS = 64
 MAX_MAP_CHANNELS = 16
+MAX_UNITS_SENT = 64  # a flat layer's first units in image and sequence frames
 CONFUSION_MAX = 2000
 RECURRENT = ("rnn", "lstm", "gru")
 # Modules that behave differently in training; without them a frame skips eval()/train().
@@ -109,6 +110,19 @@ class FrameBudget:
         self._costs.append((now, seconds))
         self._spent += seconds
         self._forget(now)
+
+    def wait(self) -> float:
+        """Seconds until `allows()` holds again without starving (0: it holds now)."""
+        now = time.perf_counter()
+        self._forget(now)
+        spent, limit = self._spent, self.share * self.window
+        for end, seconds in self._costs:
+            if spent < limit:
+                break
+            spent -= seconds
+            if spent < limit:
+                return max(0.0, end + self.window - now)
+        return 0.0
 
 
 class Snapshots:
@@ -272,6 +286,8 @@ def _images(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
         if c.dim() == 4:  # (samples, channels, h, w)
             maps = c[:, :MAX_MAP_CHANNELS].float().transpose(0, 1)  # (channels, samples, h, w)
             b.add_quantized(f"layer{i}.feature_maps", maps.cpu().numpy())
+        elif c.dim() == 2:  # (samples, units): a flat layer's outputs, for the drawing
+            b.add(f"layer{i}.units", c[:, :MAX_UNITS_SENT].float().cpu().numpy())
     b.add("predictions", _transform(model(ctx.inputs["grid"]).float(), how).cpu().numpy())
 
 
@@ -306,6 +322,9 @@ def _sequences(b: FrameBuilder, trainer: TrainerLike, ctx: Context, how: str,
     x = ctx.inputs["samples"]  # (samples, time[, features])
     out, captures = model(x, capture=True)
     b.add("predictions", _transform(out.float(), how).cpu().numpy())
+    for i, c in enumerate(captures):
+        if c.dim() == 2 and c.is_floating_point():  # (samples, units): a flat layer's outputs
+            b.add(f"layer{i}.units", c[:, :MAX_UNITS_SENT].float().cpu().numpy())
     for i, weights in model.attention_weights.items():
         if weights is not None:
             b.add(f"layer{i}.attention", weights[0].float().cpu().numpy())  # (heads, time, time)
@@ -337,6 +356,8 @@ def _frame(trainer: TrainerLike, dataset, options: dict, ctx: Context) -> bytes:
         model.eval()
     light = options.get("detail") == "boundary"
     b.header["detail"] = "boundary" if light else "full"
+    if options.get("health") is not None:  # server.engine.health's hints (issue 16)
+        b.header["health"] = options["health"]
     try:
         with torch.no_grad():
             if ctx.kind == "points2d" and light:

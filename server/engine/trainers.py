@@ -4,7 +4,8 @@ A job's trainer is built (and loaded from its checkpoint) when it first needs on
 (`Trainers.load`, which raises `BuildFailed` with the message the job shows) and freed when
 it is not needed (`Trainers.free`; the engine frees a finished job nobody watches, and keeps
 at most `max_running_jobs` trainers of paused, unwatched jobs: `idle_to_free`). A training
-call that raises becomes the job's short message (`failure`): a divergence's own sentence,
+call that raises becomes the job's short message (`failure`): a divergence's own sentence
+(only when server.engine.rewind could not pause the job at its last good state instead),
 OUT_OF_MEMORY, or "training failed: ..." (the traceback goes to the log). `apply_training_patch`
 changes a live trainer's settings after a PATCH. Runs in the worker thread only.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -72,6 +74,9 @@ def failure(job_id: str, exc: BaseException) -> tuple[str, list | None]:
     return "training failed: " + short(exc), None
 
 
+COLLECT_EVERY_S = 10.0  # at most one full garbage collection this often when trainers go (CPU)
+
+
 class Trainers:
     """Builds and frees the trainers of jobs on `device`."""
 
@@ -82,6 +87,7 @@ class Trainers:
         self.store = store
         self.datasets = datasets
         self.factory = factory or default_trainer_factory
+        self._collected = float("-inf")  # when free() last ran a full garbage collection
 
     def load(self, job: Any) -> TrainerLike:
         """Build the job's trainer and load its checkpoint; sets `job.trainer`, its epoch and
@@ -119,7 +125,13 @@ class Trainers:
         job.dataset = None
         job.dirty = False
         if had:
-            gc.collect()
+            # A full collection costs ~0.1-0.5 s in a server that imported torch's compiler:
+            # on the CPU reference counting frees the trainer and a collection now and then
+            # takes any cycles; CUDA memory is handed back at once.
+            now = time.monotonic()
+            if self.device.type == "cuda" or now - self._collected >= COLLECT_EVERY_S:
+                gc.collect()
+                self._collected = now
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
 
@@ -146,6 +158,8 @@ def apply_training_patch(trainer: TrainerLike, training: dict) -> None:
         trainer.set_regularization(reg.get("kind", "none"), float(reg.get("rate", 0.0)))
     if "epochs" in training and training["epochs"] is not None:
         set_trainer_epochs(trainer, int(training["epochs"]))
+    if training.get("gradient_clip") is not None:
+        trainer.set_gradient_clip(float(training["gradient_clip"]))
 
 
 def set_trainer_epochs(trainer: TrainerLike, epochs: int | None) -> None:

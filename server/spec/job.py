@@ -201,6 +201,8 @@ class TrainingPatch(Strict):
     batch_size: Annotated[int, Field(ge=1, le=65536)] | None = None
     regularization: RegularizationSpec | None = None
     epochs: Annotated[int, Field(ge=1)] | None = None
+    gradient_clip: Annotated[float, Field(gt=0.0, le=1e6)] | None = Field(
+        None, description="Clip the gradient norm to this (0 < max norm <= 1e6).")
 
 
 class JobPatch(Strict):

@@ -286,6 +286,12 @@ class Hub:
             for channel in watchers:
                 if kind == "status" and event.epoch < channel.min_epoch:
                     channel.min_epoch = float("-inf")  # a reset: epochs count from 1 again
+                if kind == "status" and channel.points and \
+                        channel.points[-1].get("epoch", 0) > event.epoch:
+                    # A reset or a rewind: the unsent points of the epochs it undid must not
+                    # reach the client after this status (its curves start again from here).
+                    channel.points = [p for p in channel.points
+                                      if p.get("epoch", 0) <= event.epoch]
                 channel.push_text(message)
                 if kind == "status" and event.status == "deleted":
                     channel.close(4404, "Job not found")

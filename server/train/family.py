@@ -29,6 +29,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from server.train.diagnose import exploded
 from server.train.family_batches import dropout_masks, gather
 from server.train.family_eval import evaluate_snapshots
 from server.train.family_layout import Dense, Member, family_key, layout, load_data
@@ -69,6 +70,7 @@ class DenseFamily:
         self.ops: list = []
         self.seconds_per_batch = 0.0  # the scheduler sizes a family's slices from this
         self.steps = 0
+        self.ends: dict[tuple[int, int], tuple[int, Tensor]] = {}  # (member, epoch) -> weights
         layout(self, trainers)
         load_data(self)
         self._bind()
@@ -218,6 +220,26 @@ class DenseFamily:
             member.trainer.family = None
         self.members = []
 
+    def state_at(self, trainer, epoch: int) -> tuple[int, dict[str, Tensor]] | None:
+        """(step, the member's model state dict) at the end of `epoch`, when it ended during
+        the last `train` call (its weights were snapshotted there); else None. The timeline
+        pictures a member's kept epochs exactly with it."""
+        i = next((j for j, m in enumerate(self.members) if m.trainer is trainer), None)
+        entry = self.ends.get((i, epoch)) if i is not None else None
+        if entry is None:
+            return None
+        step, row = entry
+        buffer = row.unsqueeze(0).expand(i + 1, -1)  # row i of a (K, size) buffer
+        values = {}
+        for dense, linear in zip(self._denses(), self.members[i].linears, strict=True):
+            for param, view in self._views(i, dense, linear, buffer):
+                values[param] = view.clone()
+        state = {name: values[p].clone() if p in values else p.detach().clone()
+                 for name, p in trainer.model.named_parameters()}
+        for name, b in trainer.model.named_buffers():
+            state[name] = b.detach().clone()
+        return step, state
+
     # -- training ----------------------------------------------------------------------------
 
     def train(self, n: int) -> dict:
@@ -227,10 +249,14 @@ class DenseFamily:
         results = {m.trainer: [] for m in self.members}
         failed: dict = {}
         done = 0
+        self.ends = {}
         while done < n:
             m = self._chunk_length(n - done)
             chunk = gather(self, m)
             losses, snapshots = self._run(chunk)
+            for _step, ended, weights, infos in snapshots:
+                for row, (i, info) in enumerate(zip(ended, infos, strict=True)):
+                    self.ends[(i, info["epoch"])] = (info["step"], weights[row])
             done += m
             self.steps += m
             stop = self._finish_chunk(chunk, losses, snapshots, results, failed)
@@ -374,6 +400,11 @@ class DenseFamily:
                 if not math.isfinite(raw):
                     diverged = (record["epoch"], "NaN" if math.isnan(raw) else "infinite")
                     break
+                if exploded(raw, t.first_loss):  # as Trainer._end_epoch judges it
+                    diverged = (record["epoch"], "exploding")
+                    break
+                if t.first_loss is None:
+                    t.first_loss = raw
                 kept.append(record)
             if diverged is None and cut is not None:
                 diverged = (chunk["epoch0"][i] + len(kept) + 1, cut[1])
@@ -382,7 +413,9 @@ class DenseFamily:
                 t.finished = True
                 t.stop_reason = "diverged"
                 error = Diverged(f"diverged: loss became {diverged[1]} at epoch {diverged[0]}; "
-                                 "try a lower learning rate")
+                                 "try a lower learning rate", what=diverged[1],
+                                 epoch=diverged[0], good_epoch=diverged[0] - 1,
+                                 step=(t.step - m + cut[0] + 1) if cut is not None else None)
                 error.records = results[t]
                 failed[t] = error
                 stop = True

@@ -160,7 +160,7 @@ def evaluate_snapshots(family, snapshots: list) -> dict[int, list]:
         for row, (i, info) in enumerate(zip(ended, infos, strict=True)):
             pending.append((step, i, weights[row], info))
     out: dict[int, list] = {}
-    rows = max(data[0].shape[1] for data in family.split_data.values())
+    rows = family.eval_data[0].shape[1] * len(family.eval_splits)
     widest = max(max(o.out, o.inp) for o in [o for o in family.ops if not isinstance(o, tuple)])
     size = max(1, EVAL_VALUES // (rows * widest))
     for start in range(0, len(pending), size):
@@ -189,18 +189,22 @@ def _records(family, flat: Tensor, slots: Tensor, group: list) -> list[tuple[dic
                             "learning_rate": info["lr"], "batch_size": info["batch_size"],
                             "train_penalty": value if math.isfinite(value) else None})
         raws = [math.nan] * len(group)
-        for split, (x, target, index, labels, mask, have) in family.split_data.items():
-            rows = slice(0, mask.shape[1] - 1)
-            xs, ms = x[slots, rows], mask[slots, rows]
-            out, _ = forward(family, flat, xs, None, unit_rows=slots)
-            losses = mean_loss(family.loss_name, out, target[slots, rows],
-                               index[slots, rows], ms).tolist()
-            metrics = batched_metrics(family.task, out, labels[slots, rows], ms,
-                                      family.num_classes, family.threshold)
-            for p, (i, loss, values) in enumerate(zip(slots.tolist(), losses, metrics,
-                                                      strict=True)):
+        splits, p_count = family.eval_splits, len(group)
+        which = (torch.arange(len(splits), device=flat.device) * family.k).unsqueeze(1)
+        rows = (which + slots.unsqueeze(0)).view(-1)  # split s of entry p at s * P + p
+        x, target, index, labels, mask = (t[rows] for t in family.eval_data)
+        out, _ = forward(family, flat.repeat(len(splits), 1), x, None,
+                         unit_rows=slots.repeat(len(splits)))
+        losses = mean_loss(family.loss_name, out, target, index, mask).tolist()
+        metrics = batched_metrics(family.task, out, labels, mask, family.num_classes,
+                                  family.threshold)
+        members = slots.tolist()
+        for s, split in enumerate(splits):
+            have = family.split_data[split][5]
+            for p, i in enumerate(members):
                 if not have[i]:
                     continue
+                loss, values = losses[s * p_count + p], metrics[s * p_count + p]
                 if split == "train":
                     raws[p] = loss
                 records[p][f"{split}_loss"] = loss if math.isfinite(loss) else None

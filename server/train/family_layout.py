@@ -162,6 +162,28 @@ def load_data(family) -> None:
                 target[i, :n] = ys
         family.split_data[split] = (x, target, index, labels, mask, have)
     family.x, family.target, family.index = family.split_data["train"][:3]
+    _stack_splits(family)
     family.batch = max(m.trainer.batch_size for m in family.members)
     family.dummies = torch.full((family.batch,), family.dummy, dtype=torch.long, device=dev)
 
+
+
+def _stack_splits(family) -> None:
+    """Every split's rows stacked for the epoch-end evaluation, split s of member i at row
+    s * K + i, each padded (mask False) to the longest split: one forward pass and one set of
+    metric operations then covers all splits at once (`family_eval`)."""
+    splits = list(family.split_data)
+    width = max(data[0].shape[1] for data in family.split_data.values()) - 1  # no dummy row
+
+    def stacked(j: int) -> torch.Tensor:
+        parts = []
+        for split in splits:
+            t = family.split_data[split][j][:, :-1]
+            if t.shape[1] < width:
+                t = torch.cat((t, t.new_zeros((t.shape[0], width - t.shape[1], *t.shape[2:]))),
+                              1)
+            parts.append(t)
+        return torch.cat(parts)
+
+    family.eval_splits = splits
+    family.eval_data = tuple(stacked(j) for j in range(5))  # x, target, index, labels, mask

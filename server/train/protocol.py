@@ -18,12 +18,24 @@ if TYPE_CHECKING:
 
 
 class Diverged(RuntimeError):
-    """The loss became NaN or infinite; the message is a sentence for the user. `records`: the
-    metric records of the epochs the interrupted call did complete (keep them for the curves)."""
+    """The loss became NaN or infinite, or exploded; the message is a sentence for the user.
+    `records`: the metric records of the epochs the interrupted call did complete (keep them for
+    the curves). What the engine needs to pause the job at its last good state instead of
+    failing it (server.engine.rewind): `what` ("NaN", "infinite" or "exploding"), `epoch` (the
+    epoch that went wrong), `good_epoch` (the last good epoch, None: unknown), `step` (the step
+    whose loss went wrong first, when known), `rewound` (True: the trainer already put back the
+    state at the end of `good_epoch`), `diagnosis` (server.train.diagnose's dict, or None)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, what: str = "NaN", epoch: int | None = None,
+                 good_epoch: int | None = None, step: int | None = None) -> None:
         super().__init__(message)
         self.records: list[dict] = []
+        self.what = what
+        self.epoch = epoch
+        self.good_epoch = good_epoch
+        self.step = step
+        self.rewound = False
+        self.diagnosis: dict | None = None
 
 
 class TrainerLike(Protocol):
@@ -54,6 +66,8 @@ class TrainerLike(Protocol):
     def set_regularization(self, kind: str, rate: float) -> None: ...
 
     def set_epochs(self, epochs: int | None) -> None: ...
+
+    def set_gradient_clip(self, max_norm: float | None) -> None: ...
 
     def state_tensors(self) -> dict[str, Tensor]: ...
 

@@ -11,7 +11,15 @@ model's own randomness (dropout) runs on a private copy of torch's global RNG st
 swapped in for the duration of each call, so a seed repeats exactly on the CPU even when the
 engine interleaves many jobs, and a checkpoint resumes exactly where it stopped.
 
-Why it is one module of about 460 lines: the step, the RNG swap around it, the epoch-end
+Divergence (issue 16): a NaN or infinite loss, or one that explodes (over
+`diagnose.EXPLODE_FACTOR` times the first epoch's train loss), raises `Diverged`; when the
+trainer keeps its last good state in memory (a copy at each epoch's end, for models whose
+state is at most `REWIND_MAX_BYTES`), it first puts that state back (weights, optimizer, RNG,
+counters; the settings in use now stay) and replays the bad epoch with every layer checked
+(server.train.diagnose), so the exception says which layer went wrong first and the trainer is
+ready to go on from its last good epoch. That part is `GoodState` (server/train/good_state.py).
+
+Why it is one module of about 500 lines: the step, the RNG swap around it, the epoch-end
 evaluation and the checkpoint state must be read together to see that a resumed or interleaved
 job repeats bit for bit; the pieces that stand alone (losses, optimizers, schedules, metrics)
 live in optim.py and metrics.py.
@@ -30,6 +38,8 @@ from torch import Tensor, nn
 
 from server.nn.build import build_model
 from server.nn.check import resolve_loss
+from server.train import diagnose
+from server.train.good_state import GoodState
 from server.train.metrics import classification_metrics, finite, regression_metrics
 from server.train.optim import (
     data_loss,
@@ -48,13 +58,17 @@ STATE_VERSION = 1
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
 SPLITS = ("train", "validation", "test")
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov", "rmsprop")
+# The last good epoch's state is kept in memory when weights and optimizer state (counted as 3
+# copies of the weights: Adam's two moments) take at most this; larger models rewind to their
+# last checkpoint (server.engine.rewind).
+REWIND_MAX_BYTES = 16 * 2**20
 
 
 def _build_model(spec: JobSpec, dataset: Dataset) -> Callable[[int], nn.Module]:
     return lambda seed: build_model(spec.model, dataset.shape, seed)
 
 
-class Trainer:
+class Trainer(GoodState):
     """Trains one job. Attributes the engine reads: `model`, `optimizer`, `epoch` (epochs
     completed), `step` (batches done), `batch_in_epoch`, `finished`, `stop_reason` ("epochs",
     "early_stopping", "diverged" or None), `learning_rate` (the one in use now), `batch_size`.
@@ -138,6 +152,11 @@ class Trainer:
         self._best_state: dict[str, Tensor] | None = None
         self.schedule_origin = 0
         self._apply_lr()
+        self.first_loss: float | None = None  # the first epoch's train loss (explosions)
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self.rewind_in_memory = 3 * weights <= REWIND_MAX_BYTES
+        self._good: tuple[dict[str, Tensor], dict, int] | None = None
+        self._keep_good()
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         spec = self.spec.training.optimizer.model_copy(
@@ -226,23 +245,18 @@ class Trainer:
     def _check_finite(self, losses: list[Tensor]) -> None:
         if not losses:
             return
+        first_step = self.step - len(losses) + 1  # the step of losses[0]
         if self.device.type == "cpu":  # reading a CPU scalar costs nothing
-            for value in losses:
+            for i, value in enumerate(losses):
                 number = value.item()
                 if not math.isfinite(number):
-                    self._diverge("NaN" if math.isnan(number) else "infinite")
+                    self._diverge("NaN" if math.isnan(number) else "infinite", first_step + i)
             return
         values = torch.stack(losses)  # (batches,)
         bad = ~torch.isfinite(values)
         if bool(bad.any()):
-            first = values[bad][0]
-            self._diverge("NaN" if bool(torch.isnan(first)) else "infinite")
-
-    def _diverge(self, what: str) -> None:
-        self.finished = True
-        self.stop_reason = "diverged"
-        raise Diverged(f"diverged: loss became {what} at epoch {self.epoch + 1}; "
-                       "try a lower learning rate")
+            i = int(bad.nonzero()[0])
+            self._diverge("NaN" if bool(torch.isnan(values[i])) else "infinite", first_step + i)
 
     def _end_epoch(self) -> dict:
         lr_used = self.learning_rate
@@ -251,7 +265,11 @@ class Trainer:
         self._perm = None
         record, raw_train_loss = self._evaluate()
         if not math.isfinite(raw_train_loss):
-            self._diverge("NaN" if math.isnan(raw_train_loss) else "infinite")
+            self._diverge("NaN" if math.isnan(raw_train_loss) else "infinite", self.step)
+        if diagnose.exploded(raw_train_loss, self.first_loss):
+            self._diverge("exploding", self.step, raw_train_loss)
+        if self.first_loss is None:
+            self.first_loss = raw_train_loss
         self.epoch += 1
         record["epoch"] = self.epoch
         record["learning_rate"] = lr_used
@@ -261,6 +279,7 @@ class Trainer:
             self.finished = True
             self.stop_reason = "epochs"
         self._apply_lr()
+        self._keep_good()
         return record
 
     def _early_stopping(self, record: dict) -> None:
@@ -364,6 +383,18 @@ class Trainer:
             self.finished = False
             self.stop_reason = None
 
+    def set_gradient_clip(self, max_norm: float | None) -> None:
+        """Clip the gradient norm to `max_norm` from the next batch on (None: no clipping); the
+        spec follows, so that `family_key` sees it (a clipped job trains alone)."""
+        self.gradient_clip = None if max_norm is None else float(max_norm)
+        training = self.spec.training.model_copy(update={"gradient_clip": self.gradient_clip})
+        self.spec = self.spec.model_copy(update={"training": training})
+
+    def restart(self) -> None:
+        """Back to this run's initial weights and batch order (its seed), epoch 0; changed
+        settings stay (a rewind with no checkpoint to go back to)."""
+        self._start(self.model_seed)
+
     def reset(self, seed: int | None = None) -> None:
         """New initial weights and batch order, epoch 0. Seed: `seed`, else the spec's seed plus
         the number of resets so far. Changed settings (learning rate, batch size...) stay."""
@@ -375,7 +406,8 @@ class Trainer:
     def state_tensors(self) -> dict[str, Tensor]:
         """Everything tensor-valued, flat and on the CPU, for safetensors: `model.*`, `best.*`
         (early stopping's best weights), `optimizer.<param index>.<key>`, `rng.batches`,
-        `rng.model` (and `rng.model_cuda`), `perm` (the batch order of an unfinished epoch)."""
+        `rng.model` (and `rng.model_cuda`), `perm` (the batch order of an unfinished epoch),
+        `first_loss` (the first epoch's train loss, against which a loss explodes)."""
         def own(t: Tensor) -> Tensor:
             return t.detach().to("cpu", copy=True).contiguous()
 
@@ -392,6 +424,8 @@ class Trainer:
             tensors["rng.model_cuda"] = own(self._rng_cuda)
         if self._perm is not None:
             tensors["perm"] = own(self._perm)
+        if self.first_loss is not None:  # a number, kept as a tensor: a family's is within 1e-5
+            tensors["first_loss"] = torch.tensor([self.first_loss], dtype=torch.float64)
         return tensors
 
     def state_meta(self) -> dict:
@@ -420,6 +454,12 @@ class Trainer:
     def load_state(self, tensors: dict[str, Tensor], meta: dict) -> None:
         """Put back a state from `state_tensors` / `state_meta`; training then goes on exactly as
         it would have without the interruption."""
+        self._load(tensors, meta)
+        self._good = None
+        if self._perm is None and self._pos == 0:  # an epoch's end: the state to rewind to
+            self._keep_good()
+
+    def _load(self, tensors: dict[str, Tensor], meta: dict) -> None:
         if meta.get("version") != STATE_VERSION:
             raise ValueError(f"checkpoint version {meta.get('version')} is not {STATE_VERSION}")
         self.model_seed = meta["model_seed"]
@@ -464,6 +504,8 @@ class Trainer:
         self.best_loss = meta["best_loss"]
         self.best_epoch = meta["best_epoch"]
         self.bad_epochs = meta["bad_epochs"]
+        first = tensors.get("first_loss")  # (1,) float64
+        self.first_loss = None if first is None else float(first[0])
         self.learning_rate = meta["learning_rate"]
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate

@@ -245,8 +245,8 @@ def test_a_variant_deleted_alone_is_listed_as_deleted(client) -> None:
     state = view(client, made["id"])
     assert [v["status"] for v in state["variants"]] == ["paused", "deleted", "paused"]
     assert state["variants"][1] == {"job": made["jobs"][1], "values": {UNITS: 3},
-                                    "status": "deleted", "epoch": None, "epochs": None,
-                                    "metrics": None}
+                                    "status": "deleted", "stop_reason": None, "epoch": None,
+                                    "epochs": None, "metrics": None}
     listed = {s["id"]: s for s in client.get("/api/sweeps").json()["sweeps"]}
     assert listed[made["id"]]["variants"] == state["variants"]
     r = client.post(f"/api/sweeps/{made['id']}/control", json={"action": "stop"})

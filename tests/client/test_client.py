@@ -13,6 +13,7 @@ from playground import (
     Conflict,
     Forbidden,
     Hello,
+    JobFailed,
     Metrics,
     NotFound,
     Playground,
@@ -125,6 +126,22 @@ def test_stream_of_a_finished_job_ends(pg: Playground) -> None:
     events = list(job.stream(timeout=20))
     assert isinstance(events[0], Hello) and events[0].status["status"] == "completed"
     assert len(events[0].metrics) == 20
+
+
+def test_wait_and_stream_end_when_the_job_diverges(pg: Playground) -> None:
+    """A diverging job pauses at its last good state (it is not failed): for a script that
+    waits or follows it, it has ended, and `raise_on_failure` says why."""
+    job = pg.submit({"dataset": {"name": "plane"},
+                     "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}]},
+                     "training": {"epochs": 50, "batch_size": 10, "loss": "mse",
+                                  "optimizer": {"name": "sgd", "learning_rate": 100}}})
+    info = job.wait(timeout=60)
+    assert (info["status"], info["stop_reason"]) == ("paused", "diverged")
+    assert info["error"].startswith("diverged: loss became")
+    with pytest.raises(JobFailed, match="diverged: loss became"):
+        job.wait(timeout=10, raise_on_failure=True)
+    events = list(job.stream(timeout=20))  # ends by itself: the hello says it diverged
+    assert isinstance(events[0], Hello) and events[0].status["stop_reason"] == "diverged"
 
 
 def test_bad_spec_raises_with_message_and_location(pg: Playground, spec_file) -> None:

@@ -209,8 +209,25 @@ def test_completion_history_and_impossible_transitions(rig):
     rig.wait(lambda: rig.status(job) == "completed")
 
 
+def test_a_divergence_pauses_its_job_alone(rig):
+    """Issue 16: a diverged job pauses (not fails) with the sentence and a `diverged` note; a
+    trainer that cannot rewind itself goes back to its checkpoint."""
+    healthy = rig.create()
+    bad = rig.create(fail_at_step=5, fail_with="diverged")
+    rig.wait(lambda: rig.status(bad) == "paused")
+    row = rig.store.get_job(bad)
+    assert row["error"].startswith("diverged: loss became NaN at epoch 1; ")
+    assert row["stop_reason"] == "diverged"
+    assert rig.engine.progress(bad)["diverged"]["loss"] == "NaN"
+    assert not any(e.type == "error" and e.job_id == bad for e in rig.events)
+    paused = [e for e in rig.events if e.type == "status" and e.job_id == bad
+              and e.status == "paused"]
+    assert paused[-1].diverged["message"] == row["error"]
+    step = rig.engine.progress(healthy)["step"]
+    rig.wait(lambda: rig.engine.progress(healthy)["step"] > step + 20)
+
+
 @pytest.mark.parametrize("fail_with, message", [
-    ("diverged", "diverged: loss became NaN at epoch 1; try a lower learning rate"),
     ("oom", "out of memory: this model does not fit in the device's memory; try fewer or "
             "smaller layers or a smaller batch size"),
     ("boom", "training failed: boom"),

@@ -328,7 +328,8 @@ def test_server_shutdown_closes_streams_and_does_not_hang(fresh_server):
     assert time.monotonic() - start < 20
 
 
-def test_a_failing_job_sends_an_error_and_a_failed_status(server, jobs):
+def test_a_diverging_job_sends_a_paused_status_that_says_why(server, jobs):
+    """Issue 16: a divergence pauses the job at its last good state (no error message)."""
     spec = {"dataset": {"name": "plane"},
             "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}]},
             "training": {"epochs": None, "optimizer": {"name": "sgd", "learning_rate": 100.0}}}
@@ -338,12 +339,14 @@ def test_a_failing_job_sends_an_error_and_a_failed_status(server, jobs):
         async with connect(server, job_id) as ws:
             c = Client(ws)
             hello = await c.recv()
-            if hello["status"]["status"] != "failed":
-                error = await c.next("error", timeout=30)
-                assert error["request"] is None and error["id"] is None
-                assert "diverged" in error["message"]
-                await c.next("status", where=lambda m: m["status"] == "failed")
+            if hello["status"]["stop_reason"] != "diverged":
+                status = await c.next("status", timeout=30,
+                                      where=lambda m: m["status"] == "paused")
+                assert status["stop_reason"] == "diverged"
+                assert status["diverged"]["message"] == status["error"]
+                assert status["error"].startswith("diverged: loss became ")
             else:
+                assert hello["status"]["status"] == "paused"
                 assert "diverged" in hello["status"]["error"]
 
     run(main())

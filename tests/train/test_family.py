@@ -287,3 +287,28 @@ def test_every_optimizer_and_penalty_in_one_family(registry):
         training["optimizer"].update(momentum=0.5, weight_decay=0.001 * (i % 2))
         specs.append(s.model_copy(update={"training": type(s.training).model_validate(training)}))
     twins(registry, specs)
+
+
+def test_a_members_weights_at_each_epoch_end_of_a_call_are_its_solo_weights(registry):
+    """`state_at` (the timeline's exact pictures of family members): the state dict at the
+    end of every epoch that ended during the last call equals the job's own at that epoch."""
+    rnd = random.Random(11)
+    specs = [spec(rnd, "momentum") for _ in range(3)]
+    members = [trainer(registry, s) for s in specs]
+    family = DenseFamily(members)
+    results = family.train(70)
+    for s, member in zip(specs, members, strict=True):
+        records, error = results[member]
+        assert error is None and len(records) >= 2
+        alone = trainer(registry, s)
+        for record in records:
+            while alone.epoch < record["epoch"]:
+                alone.train_epoch()
+            step, state = family.state_at(member, record["epoch"])
+            assert step == alone.step == record["step"]
+            own = alone.model.state_dict()
+            assert set(state) == set(own)
+            for name, tensor in own.items():
+                assert torch.allclose(state[name], tensor, atol=TOL, rtol=0), name
+        assert family.state_at(member, records[-1]["epoch"] + 1) is None
+    family.release()

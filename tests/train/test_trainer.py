@@ -145,9 +145,12 @@ def test_huge_learning_rate_diverges_with_a_message():
             trainer.train_epoch()
     message = str(caught.value)
     assert message.startswith("diverged: loss became ")
-    assert message.endswith(f" at epoch {trainer.epoch + 1}; try a lower learning rate")
+    assert f" at epoch {trainer.epoch + 1}; " in message
+    assert message.endswith(f"paused at epoch {trainer.epoch}, its last good state: try a "
+                            "lower learning rate or gradient clipping")
     assert ("NaN" in message) or ("infinite" in message)
-    assert trainer.finished and trainer.stop_reason == "diverged"
+    # Rewound to its last good epoch (issue 16): ready to go on, not finished.
+    assert caught.value.rewound and not trainer.finished and trainer.stop_reason is None
 
 
 def test_infinite_loss_is_named_infinite():
@@ -155,8 +158,8 @@ def test_infinite_loss_is_named_infinite():
                       model_factory=lambda s: mlp(s, inputs=1))
     with torch.no_grad():
         trainer.model[4].bias.fill_(3e38)  # the squared error overflows to inf
-    with pytest.raises(Diverged, match=r"^diverged: loss became infinite at epoch 1; try a "
-                                       r"lower learning rate$"):
+    with pytest.raises(Diverged, match=r"^diverged: loss became infinite at epoch 1; .*try a "
+                                       r"lower learning rate or gradient clipping$"):
         trainer.train_batches(1)
 
 

@@ -104,3 +104,17 @@ def _remove_from_roster(settings: Settings, store, student_id: str) -> tuple[dic
         raise HTTPException(404, STUDENT_NOT_FOUND)
     tokens.roster(settings).remove(student_id, entry["name"] or "", entry["token"])
     return entry, store.list_jobs(token=entry["token"])
+
+
+@router.get("/class/cluster")
+def class_cluster(request: Request, settings: SettingsDep, token: TokenDep) -> dict:
+    """Where the class trains (issue 15): `enabled` false on one server; on a Ray cluster each
+    engine actor (node address, device, jobs, running jobs, steps/s) and the jobs waiting for
+    one (docs/CLUSTER.md). Teacher only, except on an open server (the teacher page then runs
+    without a sign-in)."""
+    if not settings.is_open:
+        _teacher_only(settings, token)
+    cluster = getattr(request.app.state.engine, "cluster", None)
+    if cluster is None:
+        return {"enabled": False, "actors": [], "waiting": 0}
+    return {"enabled": True, **cluster()}

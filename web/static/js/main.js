@@ -13,7 +13,7 @@ import { language, t } from "./i18n/index.js";
 import { mainPageChrome } from "./explain.js";
 import { $, session, store, views } from "./session.js";
 import { bindControls, onChange, renderControls, stateFromLink } from "./controllers/controls.js";
-import { loadPreviews, pickDataset, renderData, renderNetwork, scheduleCheck, toggleFeature } from "./controllers/data.js";
+import { entry, kind, loadPreviews, pickDataset, renderData, renderNetwork, scheduleCheck, toggleFeature } from "./controllers/data.js";
 import { setConnection, showError } from "./controllers/errors.js";
 import { bindFiles, uploadCsv } from "./controllers/files.js";
 import { makeCharts } from "./controllers/stream.js";
@@ -22,6 +22,7 @@ import { compareRuns, deleteRun, openRun, renderRuns, restoreRuns } from "./cont
 import { startChallenge } from "./controllers/challenge.js";
 import { bindInspector } from "./controllers/inspector.js";
 import { initSweeps } from "./controllers/sweeps.js";
+import { bindTimeline } from "./controllers/timeline.js";
 import { ConfusionView } from "./views/confusion.js";
 import { DatasetsView } from "./views/datasets.js";
 import { HistogramView } from "./views/histograms.js";
@@ -30,6 +31,7 @@ import { LayersView } from "./views/layers.js";
 import { NetworkView } from "./views/network.js";
 import { OutputView } from "./views/output.js";
 import { CompareView, RunsView } from "./views/runs.js";
+import { ArchView } from "./views/arch.js";
 import { SequencesView } from "./views/sequences.js";
 import { UploadView } from "./views/upload.js";
 
@@ -79,6 +81,13 @@ function makeCatalogViews() {
     },
   });
   bindInspector();  // the glass box: hooks on the network view and the output map
+  // The architecture drawing of every other network, above the cards (issue 16, views/arch.js).
+  views.arch = new ArchView($("arch"), { sample: () => views.images.sample ?? 0 });
+  views.layers.onReport = (report, layers) => views.arch.render({ report, layers, kind: kind(), entry: entry() });
+  for (const v of [views.images, views.sequences]) {
+    v.onData = (data, names) => views.arch.setData(data, names);
+    v.onFrame = (frame) => views.arch.draw(frame);
+  }
   views.datasets = new DatasetsView($("datasets"), { onPick: pickDataset });
   new UploadView($("upload"), { onUpload: uploadCsv, maxBytes: session.catalog.limits?.max_upload_bytes });
 }
@@ -123,6 +132,7 @@ async function start() {
   views.output.compose();
   loadPreviews();
   initSweeps();
+  bindTimeline();  // issue 16: scrub back through a run, replay beside (controllers/timeline.js)
   session.ready = true;
   document.body.classList.add("ready");
 }

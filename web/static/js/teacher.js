@@ -14,6 +14,7 @@
 import { api } from "./api.js";
 import { ACTIVE, JobCards, jobTitle, LiveView } from "./controllers/class_jobs.js";
 import { startChallengePanel } from "./controllers/challenge_panel.js";
+import { startClusterPanel } from "./controllers/cluster_panel.js";
 import { pageChrome } from "./explain.js";
 import { nameOf, t } from "./i18n/index.js";
 import { CURVE_COLOURS, LineChart } from "./views/charts.js";
@@ -196,6 +197,7 @@ function showClass() {
   }));
   poll();
   startChallengePanel({ watch });  // issue 14: controllers/challenge_panel.js
+  startClusterPanel();  // issue 15: the training machines, on a Ray cluster only
 }
 
 async function start() {

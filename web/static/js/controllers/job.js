@@ -11,6 +11,7 @@ import { $, frameStats, session, store, views } from "../session.js";
 import { showPreviewInOutput } from "./data.js";
 import { clearAllErrors, clearErrors, setConnection, showApiError, showError } from "./errors.js";
 import { updateDownload } from "./files.js";
+import { clearHealth, hideRewind, onHealth, onJobStatus } from "./rewind.js";
 import { addRun, dropRun, keepRun, renderRuns, runLabel, runOf } from "./runs.js";
 import { clearCharts, earlyStopText, onHello, onMetrics, onSnapshot, onStatus, setLossChart } from "./stream.js";
 
@@ -135,12 +136,13 @@ function connect(job) {
       }
       setConnection(state, reason);
     },
-    hello: (msg) => { if (job === session.job) onHello(msg); },
+    hello: (msg) => { if (job === session.job) { onHello(msg); onJobStatus(msg.status); } },
     metrics: (points) => { if (job === session.job) onMetrics(points); },
-    status: (msg) => { if (job === session.job) onStatus(msg); },
+    status: (msg) => { if (job === session.job) { onStatus(msg); onJobStatus(msg); } },
     snapshot: (frame) => {
       if (job !== session.job) return;
       onSnapshot(frame);
+      if (frame.header.health !== undefined) onHealth(frame.header.health); // rewind.js
       job.stream?.ack();
     },
     error: (msg) => { if (job === session.job) showError("play", msg.message); },
@@ -215,6 +217,8 @@ export async function resetJob() {
     keepRun(job);
   }
   setConnection("open");
+  hideRewind();
+  clearHealth();
   clearCharts();
   views.output.reset();
   views.histogram.reset();

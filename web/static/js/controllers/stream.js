@@ -103,6 +103,7 @@ export function onStatus(msg) {
 function showStopNotice(msg) {
   const el = $("run-notice");
   const job = session.job;
+  if (showMovedNotice(el, msg)) return;  // issue 15: training on a Ray cluster
   if (!job || msg.status !== "stopped" || job.stopRequested || !session.classMode) {
     if (msg.status && msg.status !== "stopped") { el.hidden = true; el.textContent = ""; }
     return;
@@ -110,6 +111,27 @@ function showStopNotice(msg) {
   const reason = (msg.stop_reason || "").replace(/^stopped:\s*/, "");
   el.textContent = reason === "stopped by request" || !reason ? t("class.stopped_by_teacher") : t("class.stopped_because", { reason });
   el.hidden = false;
+}
+
+let movedUntil = 0;
+const MOVED_NOTICE_MS = 10000;
+
+/**
+ * Issue 15 (docs/CLUSTER.md): the machine training this job stopped and the job goes on on
+ * another from its last checkpoint (a status whose stop_reason starts "moved:"): say so for a
+ * few seconds, through the statuses that follow. True while the notice stands.
+ */
+function showMovedNotice(el, msg) {
+  if ((msg.stop_reason || "").startsWith("moved:")) {
+    el.textContent = t("cluster.moved", { epoch: msg.epoch ?? 0 });
+    el.hidden = false;
+    movedUntil = Date.now() + MOVED_NOTICE_MS;
+    setTimeout(() => {
+      if (Date.now() >= movedUntil) { el.hidden = true; el.textContent = ""; }
+    }, MOVED_NOTICE_MS);
+    return true;
+  }
+  return Date.now() < movedUntil && msg.status !== "stopped" && msg.status !== "failed";
 }
 
 export function clearCharts() {

@@ -185,4 +185,11 @@ export default {
   "panel.embedding.body": "An embedding turns each token id into a learnt vector: a table with one row per token.",
   // the job view and the teacher's page
   "panel.jobview": "A read-only view of one job: the network, the output map and the curves update while it trains.",
+  // @arch-keys (issue 16: the architecture drawing's explanations, views/arch*.js)
+  "tip.arch.input": "The input of one sample as the network gets it: an image (height \u00d7 width \u00d7 channels), a sequence (time steps \u00d7 features) or its tokens, or a row of numbers.",
+  "tip.arch.dense": "A dense layer: every unit takes a weighted sum of all the values before it plus a bias, then its activation; its parameters are inputs \u00d7 units weights and units biases. The circles are its units, coloured by their outputs for the shown sample.",
+  "tip.arch.flatten": "Flatten lays the feature maps out as one long vector (height \u00d7 width \u00d7 channels numbers), so that dense layers can read them. It has no parameters.",
+  "tip.arch.output": "The output layer, added to fit the task: one unit per class (softmax gives the probabilities) or one for a yes/no or a number. Beside each unit: its probability for the shown sample.",
+  "tip.arch.pool_sequence": "Pooling over time turns the whole sequence into one vector: the last step, or the mean or maximum over all steps.",
+  "tip.arch.activation": "An activation layer applies its function to every value on its own; it has no parameters.",
 };

@@ -99,6 +99,7 @@ export class LineChart {
       axes: [{ label: x === "epoch" ? t("chart.epoch_axis") : x, size: 30, labelSize: 14 }, { size: 46 }],
       legend: { show: legend, live: false },
       cursor: { drag: { x: false, y: false } },
+      hooks: { draw: [(u) => this.drawMarker(u)] }, // the timeline's epoch (controllers/timeline.js)
       series: [{ label: x }, ...this.series.map((s) => ({
         label: s.label, stroke: paletteCss(s.stroke), width: 1.5, dash: s.dash, spanGaps,
         value: (u, v) => (v == null ? "-" : Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(3)),
@@ -130,6 +131,28 @@ export class LineChart {
   clear() {
     this.data = [[], ...this.series.map(() => [])];
     this.schedule();
+  }
+
+  /** A vertical line at x = `value` (the timeline's epoch), or none (null). */
+  setMarker(value) {
+    this.marker = Number.isFinite(value) ? value : null;
+    this.plot.redraw(false);
+  }
+
+  drawMarker(u) {
+    if (this.marker === null || this.marker === undefined) return;
+    const x = Math.round(u.valToPos(this.marker, "x", true));
+    const { top, height } = u.bbox;
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = "#d62728";
+    ctx.lineWidth = Math.max(1, devicePixelRatio || 1);
+    ctx.setLineDash([4, 3]);
+    ctx.beginPath();
+    ctx.moveTo(x, top);
+    ctx.lineTo(x, top + height);
+    ctx.stroke();
+    ctx.restore();
   }
 
   get length() { return this.data[0].length; }

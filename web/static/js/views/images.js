@@ -101,6 +101,7 @@ export class ImagesView {
         this.predItems.push({ fig, cap, bar: bar.firstChild, label: this.testGrid.labels?.[k] });
       });
     }
+    this.onData?.(data, { classNames: this.classNames });  // the architecture drawing (views/arch.js)
   }
 
   draw(frame) {
@@ -111,6 +112,7 @@ export class ImagesView {
       .sort((a, b) => parseInt(a.slice(5), 10) - parseInt(b.slice(5), 10));
     for (const name of names) this.drawMaps(name, arrays[name]);
     if (arrays.predictions) this.drawPredictions(arrays.predictions);
+    this.onFrame?.(frame);  // the architecture drawing's live values (views/arch.js)
   }
 
   drawFilters(array) {

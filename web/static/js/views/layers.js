@@ -298,6 +298,7 @@ export class LayersView {
       this.outputBlock.querySelector(".shape").textContent = last ? `\u2192 ${fmtShape(last.output_shape)}` : "";
       this.outputBlock.querySelector(".params").textContent = last ? t("layers.params", { count: fmtCount(last.parameters) }) : "";
     }
+    this.onReport?.(report, this.layers);  // the architecture drawing above the cards (views/arch.js)
   }
 
   /** Put each error message on the card of its layer; returns the messages not placed. */

@@ -53,6 +53,7 @@ export class SequencesView {
     this.root.append(this.attentionRoot, this.hiddenRoot);
     this.attention = new Map();
     this.hidden = new Map();
+    this.onData?.(data, { classNames: this.classNames, tokenNames });  // the architecture drawing (views/arch.js)
   }
 
   /** The input series (scaled to the box), the target and the prediction after it. */
@@ -128,6 +129,7 @@ export class SequencesView {
       if (name.endsWith(".attention")) this.drawAttention(name, array);
       else if (name.endsWith(".hidden")) this.drawHidden(name, array);
     }
+    this.onFrame?.(frame);  // the architecture drawing's live values (views/arch.js)
   }
 
   drawAttention(name, array) {
