@@ -139,24 +139,8 @@ class ClusterEngine(ClusterState):
     def export(self, job_id: str, format: str) -> Future:
         """As Engine.export: the actor copies the weights, a converter process here makes
         the file."""
-        result: Future = Future()
-        try:
-            self._exports.reserve()
-        except Exception as exc:  # ExportsBusy
-            result.set_exception(exc)
-            return result
-
-        def copied(work: Future) -> None:
-            try:
-                spec, shape, weights = work.result()
-            except Exception as exc:  # JobNotFound, Conflict, EngineStopped
-                self._exports.release()
-                result.set_exception(exc)
-                return
-            self._exports.run(format, spec, shape, weights, result)
-
-        self._route(job_id, "export", job_id, format).add_done_callback(copied)
-        return result
+        return self._exports.convert(format,
+                                     lambda: self._route(job_id, "export", job_id, format))
 
     def edit_weight(self, job_id: str, layer: int, name: str, index: list[int],
                     value: float) -> Future:

@@ -141,24 +141,8 @@ class Engine:
         """The trained model as a file in `format` (a key of server.export.FORMATS); resolves to
         bytes, or raises ExportsBusy at once when every export place is taken. The worker only
         copies the weights; a converter process makes the file."""
-        result: Future = Future()
-        try:
-            self._exports.reserve()
-        except Exception as exc:  # ExportsBusy
-            result.set_exception(exc)
-            return result
-
-        def copied(work: Future) -> None:
-            try:
-                spec, shape, weights = work.result()
-            except Exception as exc:  # JobNotFound, Conflict, EngineStopped
-                self._exports.release()
-                result.set_exception(exc)
-                return
-            self._exports.run(format, spec, shape, weights, result)
-
-        self._worker.submit("export", job_id, format).add_done_callback(copied)
-        return result
+        return self._exports.convert(format,
+                                     lambda: self._worker.submit("export", job_id, format))
 
     # -- the glass box (issue 16) -----------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
@@ -84,6 +85,29 @@ class ExportPool:
     def taken(self) -> int:
         with self._lock:
             return self._taken
+
+    def convert(self, fmt: str, copy: Callable[[], Future]) -> Future:
+        """A job's model as a file in `fmt`: a place is reserved (or ExportsBusy at once, as
+        the future's exception), `copy()` asks the training side for (spec, shape, weights)
+        and a converter process makes the file; resolves to its bytes."""
+        result: Future = Future()
+        try:
+            self.reserve()
+        except Exception as exc:  # ExportsBusy
+            result.set_exception(exc)
+            return result
+
+        def copied(work: Future) -> None:
+            try:
+                spec, shape, weights = work.result()
+            except Exception as exc:  # JobNotFound, Conflict, EngineStopped
+                self.release()
+                result.set_exception(exc)
+                return
+            self.run(fmt, spec, shape, weights, result)
+
+        copy().add_done_callback(copied)
+        return result
 
     def run(self, fmt: str, spec: JobSpec, shape, weights: bytes, result: Future) -> None:
         """Convert in a worker and answer `result` (bytes, ExportError or ExportCrashed);

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from server.train.optim import data_loss, penalty
+from server.train.optim import data_loss
 
 EXPLODE_FACTOR = 1e6  # a train loss over this many times the first epoch's has exploded
 EXPLODE_FLOOR = 1e-3  # ... with the first epoch's loss taken as at least this (a near-0 start)
@@ -92,14 +92,7 @@ def checked_step(trainer, xb: Tensor, yb: Tensor) -> tuple[str, int, str] | None
     layers = layers_of(model)
     with watching(layers) as bad:
         out = model(xb)
-    loss = data_loss(trainer.loss_name, out, yb)
-    extra = penalty(trainer._weights, *trainer.regularization)
-    if extra is not None:
-        loss = loss + extra
-    trainer.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if trainer.gradient_clip is not None:
-        nn.utils.clip_grad_norm_(model.parameters(), trainer.gradient_clip)
+    loss = trainer.backward(out, yb)
     finding: tuple[str, int, str] | None = None
     if bad:
         finding = ("values", bad[0][0], bad[0][1])

@@ -34,7 +34,6 @@ from server.train.family_batches import dropout_masks, gather
 from server.train.family_eval import evaluate_snapshots
 from server.train.family_layout import Dense, Member, family_key, layout, load_data
 from server.train.family_math import (
-    COUNTS_STEPS,
     KINDS,
     NONZERO_AT_ZERO,
     STATE_KEYS,
@@ -44,6 +43,7 @@ from server.train.family_math import (
     grad_scale,
     mean_loss,
     output_grad,
+    torch_state,
 )
 from server.train.protocol import Diverged
 
@@ -192,19 +192,11 @@ class DenseFamily:
         momentum = float(optimizer.momentum[row, 0])
         for dense, linear in zip(self._denses(), member.linears, strict=True):
             for param, _view in self._views(i, dense, linear):
-                if name in COUNTS_STEPS:
-                    if steps == 0 and name != "adagrad":  # torch makes the state at step 1
-                        continue
-                    state: dict = {"step": torch.tensor(steps)}
-                elif name == "sgd" or momentum == 0 or trainer.step == 0:
-                    continue  # plain SGD (or no step yet) keeps no state
-                else:
-                    state = {}
-                for key in STATE_KEYS[name]:
-                    if key == "momentum_buffer" and momentum == 0:
-                        continue
-                    state[key] = self._state_view(key, i, dense, linear, param).clone()
-                trainer.optimizer.state[param] = state
+                state = torch_state(name, steps, momentum, trainer.step > 0,
+                                    lambda key, d=dense, lin=linear, p=param:
+                                    self._state_view(key, i, d, lin, p))
+                if state is not None:
+                    trainer.optimizer.state[param] = state
         if member.generator is not None:
             trainer._rng_cpu = member.generator.get_state()
 

@@ -13,6 +13,7 @@ a hand-written backward over stacked weights is about twice as fast as autograd 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -136,6 +137,26 @@ STATE_KEYS = {
     "adam": ("exp_avg", "exp_avg_sq"), "adamw": ("exp_avg", "exp_avg_sq"),
 }
 COUNTS_STEPS = ("adagrad", "rmsprop", "adam", "adamw")  # these keep a "step" per parameter
+
+
+def torch_state(name: str, steps: float, momentum: float, trained: bool,
+                view: Callable[[str], Tensor]) -> dict | None:
+    """One parameter's state as `torch.optim`'s optimizer `name` keeps it after `steps`
+    updates (`trained`: the job has taken a step), its buffers copied from `view(key)`; None
+    where torch keeps none (plain SGD, or before the step that makes it)."""
+    if name in COUNTS_STEPS:
+        if steps == 0 and name != "adagrad":  # torch makes the state at step 1
+            return None
+        state: dict = {"step": torch.tensor(steps)}
+    elif name == "sgd" or momentum == 0 or not trained:
+        return None  # plain SGD (or no step yet) keeps no state
+    else:
+        state = {}
+    for key in STATE_KEYS[name]:
+        if key == "momentum_buffer" and momentum == 0:
+            continue
+        state[key] = view(key).clone()
+    return state
 # Optimizers that one update formula covers (per-member columns choose the variant):
 # SGD, momentum and Nesterov; Adam and AdamW.
 KINDS = {"sgd": "sgd", "momentum": "sgd", "nesterov": "sgd", "adagrad": "adagrad",

@@ -230,7 +230,14 @@ class Trainer(GoodState):
         return self.train_batches(remaining)
 
     def _train_step(self, xb: Tensor, yb: Tensor) -> Tensor:
-        out = self.model(xb)  # (batch, units)
+        loss = self.backward(self.model(xb), yb)  # out: (batch, units)
+        self.optimizer.step()
+        return loss.detach()
+
+    def backward(self, out: Tensor, yb: Tensor) -> Tensor:
+        """A step's loss of outputs `out` (the L1/L2 penalty included) and its gradients in
+        the parameters' `.grad`, clipped when the job clips them; the optimizer not stepped
+        (server.train.diagnose replays a step through it)."""
         loss = data_loss(self.loss_name, out, yb)
         extra = penalty(self._weights, *self.regularization)
         if extra is not None:
@@ -239,8 +246,7 @@ class Trainer(GoodState):
         loss.backward()
         if self.gradient_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.gradient_clip)
-        self.optimizer.step()
-        return loss.detach()
+        return loss
 
     def _check_finite(self, losses: list[Tensor]) -> None:
         if not losses:

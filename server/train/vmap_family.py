@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from server.spec.layers.core import DropoutSpec
-from server.train.family_math import COUNTS_STEPS, KINDS, STATE_KEYS, FlatOptimizer
+from server.train.family_math import KINDS, STATE_KEYS, FlatOptimizer, torch_state
 from server.train.protocol import Diverged
 
 __all__ = ["VmapFamily", "vmap_key"]
@@ -216,19 +216,11 @@ class VmapFamily:
         steps = float(optimizer.steps[row, 0])
         momentum = float(optimizer.momentum[row, 0])
         for param, (a, b, shape) in zip(member.params, self.spans, strict=True):
-            if name in COUNTS_STEPS:
-                if steps == 0 and name != "adagrad":  # torch makes the state at step 1
-                    continue
-                state: dict = {"step": torch.tensor(steps)}
-            elif name == "sgd" or momentum == 0 or trainer.step == 0:
-                continue  # plain SGD (or no step yet) keeps no state
-            else:
-                state = {}
-            for key in STATE_KEYS[name]:
-                if key == "momentum_buffer" and momentum == 0:
-                    continue
-                state[key] = optimizer.state[key][row, a:b].view(shape).clone()
-            trainer.optimizer.state[param] = state
+            state = torch_state(name, steps, momentum, trainer.step > 0,
+                                lambda key, a=a, b=b, shape=shape:
+                                optimizer.state[key][row, a:b].view(shape))
+            if state is not None:
+                trainer.optimizer.state[param] = state
         if member.generator is not None:
             trainer._rng_cpu = member.generator.get_state()
 

@@ -144,9 +144,18 @@ def test_a_challenge_from_the_teacher_page_to_the_csv(browser, live):
         names = t.eval_on_selector_all("#challenge-results tbody tr",
                                        "rs => rs.map((r) => r.cells[1].textContent)")
         assert sorted(names) == ["Ada", "Bo"]
-        goals = t.eval_on_selector_all("#challenge-results tbody tr .goal",
-                                       "cs => cs.map((c) => c.textContent)")
-        assert all(g.startswith("met at epoch ") for g in goals)
+        def goals():  # the board follows the engine's events: read the table again until then
+            shown = t.eval_on_selector_all("#challenge-results tbody tr .goal",
+                                           "cs => cs.map((c) => c.textContent)")
+            if all(g.startswith("met at epoch ") for g in shown):
+                return shown
+            t.click(f"#challenge-list li[data-challenge='{challenge['id']}'] button.results")
+            t.wait_for_timeout(300)
+            return None
+
+        wait_until(goals, 15, "both goals met in the table")
+        names = t.eval_on_selector_all("#challenge-results tbody tr",
+                                       "rs => rs.map((r) => r.cells[1].textContent)")
         shoot(t, "teacher")
         t.set_viewport_size({"width": 1280, "height": 800})
         t.click("#challenge-results tbody tr:first-child button.open-run")
