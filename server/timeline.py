@@ -39,11 +39,14 @@ Measured by bench/timeline_bench.py (whole runs of 300 epochs, engine CPU time).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sqlite3
+import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +60,7 @@ log = logging.getLogger("playground.engine")
 DENSITY = 16  # pictures per doubling of the epoch count, at first
 MAX_KEPT = 200  # pictures per job at most, epoch 0 and a run's last epoch included
 SHARE = 0.02  # of the engine's time for drawing pictures while jobs train
-MAX_PENDING = 2000  # pictures waiting to be drawn, at most (then drawn at once)
+MAX_PENDING = 2000  # pictures waiting to be drawn while jobs train, at most (then thinned)
 
 
 def spacing(epoch: int, density: int = DENSITY) -> int:
@@ -72,6 +75,7 @@ def kept(epoch: int, density: int = DENSITY) -> bool:
     return epoch == 0 or epoch % spacing(epoch, density) == 0
 
 
+@functools.lru_cache(maxsize=8192)
 def count(last: int, density: int = DENSITY) -> int:
     """How many epochs of 0..last the scheme of `density` keeps."""
     n = 1 if last >= 0 else 0
@@ -81,6 +85,7 @@ def count(last: int, density: int = DENSITY) -> int:
     return n
 
 
+@functools.lru_cache(maxsize=8192)
 def density_for(last: int) -> int:
     """The densest scheme that keeps at most MAX_KEPT - 1 pictures up to epoch `last` (one
     place is left for a run's last epoch)."""
@@ -152,7 +157,9 @@ class Pending:
     epoch: int  # the epochs and steps its weights have done (past `key` in a family)
     step: int
     learning_rate: float
-    state: dict[str, torch.Tensor]  # the model's state dict at that epoch's end (a copy)
+    # the model's state dict at that epoch's end (a copy), or a function that makes it (a
+    # family member's: DenseFamily.state_at)
+    state: dict[str, torch.Tensor] | Callable[[], dict[str, torch.Tensor]]
     thin: bool
 
 
@@ -170,9 +177,11 @@ class Timeline:
     def __init__(self, store) -> None:
         self.store = TimelineStore.of(store)
         # Own contexts and budget: the live frames' budget and counters are untouched.
-        self.snapshots = Snapshots(FrameBudget(share=SHARE))
+        self.snapshots = Snapshots(FrameBudget(share=1.0))  # its own: never holds a picture
+        self.budget = FrameBudget(share=SHARE)  # the whole drawing (copies, frame, store)
         self.enabled = True
         self.taken = 0  # pictures kept (bench, tests)
+        self.dropped = 0  # pictures left out because too many waited (bench, tests)
         self.pending: deque[Pending] = deque()
         self._moments: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._runs: dict[str, int] = {}  # job id -> its run's number
@@ -270,15 +279,34 @@ class Timeline:
 
     def drain(self, jobs: dict, busy: bool) -> None:
         """Draw the pictures noted, oldest first: while jobs train (`busy`) within the budget
-        (SHARE of the engine's time, or at once past MAX_PENDING waiting), else all."""
+        (SHARE of the engine's time, the copies, the frame and the store write counted; past
+        MAX_PENDING waiting the queue is thinned), else all."""
+        if busy and len(self.pending) >= MAX_PENDING:
+            self._thin_pending()
         while self.pending:
-            if (busy and len(self.pending) < MAX_PENDING
-                    and not self.snapshots.budget.allows()):
+            if busy and not self.budget.allows():
                 return
             p = self.pending.popleft()
             if (jobs.get(p.job.id) is p.job and self._runs.get(p.job.id, 0) == p.run
                     and int(p.job.step) >= p.step):
+                started = time.thread_time()
                 self._draw(p)  # else deleted, reset or rewound since: not a picture of its run
+                self.budget.spend(time.thread_time() - started)
+
+    def _thin_pending(self) -> None:
+        """More pictures wait than the budget draws (a large class in its first epochs, where
+        every epoch is kept): those a sparser scheme (4, 16 times, then one per doubling of
+        the epoch) leaves out are dropped until half the queue is free, so the pictures kept
+        stay a subset of the scheme's and training keeps its speed; past that the oldest."""
+        before = len(self.pending)
+        for sparser in (4, 16, DENSITY):  # density / 4, / 16, then one per doubling
+            self.pending = deque(p for p in self.pending if p.key == 0 or p.thin
+                                 or kept(p.key, max(1, density_for(p.key) // sparser)))
+            if len(self.pending) <= MAX_PENDING // 2:
+                break
+        while len(self.pending) > MAX_PENDING // 2:  # still too many: the oldest go
+            self.pending.popleft()
+        self.dropped += before - len(self.pending)
 
     def _draw(self, p: Pending) -> None:
         moment, model = p.moment, p.moment.model
@@ -289,7 +317,7 @@ class Timeline:
         try:
             if moved:  # its weights of then, for this picture
                 live = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                _copy_into(model, p.state)
+                _copy_into(model, p.state() if callable(p.state) else p.state)
             frame = self.snapshots.frame(moment, p.dataset,
                                          {"job_id": p.job.id, "detail": "boundary"})
             self.store.put(p.job.id, p.key, p.step, frame)

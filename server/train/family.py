@@ -25,6 +25,7 @@ What is not here: which jobs form families and when (server.engine.families).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -212,24 +213,32 @@ class DenseFamily:
             member.trainer.family = None
         self.members = []
 
-    def state_at(self, trainer, epoch: int) -> tuple[int, dict[str, Tensor]] | None:
-        """(step, the member's model state dict) at the end of `epoch`, when it ended during
-        the last `train` call (its weights were snapshotted there); else None. The timeline
-        pictures a member's kept epochs exactly with it."""
+    def state_at(self, trainer, epoch: int) -> tuple[int, Callable[[], dict]] | None:
+        """(step, a function giving the member's model state dict) at the end of `epoch`,
+        when it ended during the last `train` call (its weights were snapshotted there); else
+        None. The function is cheap to keep (the snapshot row and the layout, no copy) and
+        still works after the family changed. The timeline pictures a member's kept epochs
+        exactly with it."""
         i = next((j for j, m in enumerate(self.members) if m.trainer is trainer), None)
         entry = self.ends.get((i, epoch)) if i is not None else None
         if entry is None:
             return None
         step, row = entry
-        buffer = row.unsqueeze(0).expand(i + 1, -1)  # row i of a (K, size) buffer
-        values = {}
-        for dense, linear in zip(self._denses(), self.members[i].linears, strict=True):
-            for param, view in self._views(i, dense, linear, buffer):
-                values[param] = view.clone()
-        state = {name: values[p].clone() if p in values else p.detach().clone()
-                 for name, p in trainer.model.named_parameters()}
-        for name, b in trainer.model.named_buffers():
-            state[name] = b.detach().clone()
+        pairs = list(zip(self._denses(), self.members[i].linears, strict=True))
+        views = self._views
+
+        def state() -> dict[str, Tensor]:
+            buffer = row.unsqueeze(0).expand(i + 1, -1)  # row i of a (K, size) buffer
+            values = {}
+            for dense, linear in pairs:
+                for param, view in views(i, dense, linear, buffer):
+                    values[param] = view.clone()
+            out = {name: values[p] if p in values else p.detach().clone()
+                   for name, p in trainer.model.named_parameters()}
+            for name, b in trainer.model.named_buffers():
+                out[name] = b.detach().clone()
+            return out
+
         return step, state
 
     # -- training ----------------------------------------------------------------------------

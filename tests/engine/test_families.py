@@ -176,7 +176,9 @@ def test_kill_9_with_a_family_training_and_every_job_resumes(tmp_path):
                 epoch = again["progress"]["epoch"]
                 kept = history(client, job)
                 assert [r["epoch"] for r in kept] == list(range(1, epoch + 1))
-                assert kept == before[job][:epoch]
+                # epochs stored between the read above and the kill are kept too
+                n = min(epoch, len(before[job]))
+                assert kept[:n] == before[job][:n]
                 control(client, job, "resume")
             for job in jobs:
                 epoch = len(before[job])

@@ -304,7 +304,8 @@ def test_a_members_weights_at_each_epoch_end_of_a_call_are_its_solo_weights(regi
         for record in records:
             while alone.epoch < record["epoch"]:
                 alone.train_epoch()
-            step, state = family.state_at(member, record["epoch"])
+            step, state_of = family.state_at(member, record["epoch"])
+            state = state_of()
             assert step == alone.step == record["step"]
             own = alone.model.state_dict()
             assert set(state) == set(own)
