@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.conftest import start_server, stop_server
-from tests.engine.common import control, create, get, history, wait_status
+from tests.engine.common import control, create, get, history, wait_progress, wait_status
 from tests.engine.test_families import alone, families
 
 CNN = [{"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": "same", "activation": "relu"},
@@ -98,19 +98,23 @@ def test_pause_one_cnn_job_and_a_diverging_one_stops_alone(live, tmp_path):
 
 def test_patch_one_cnn_job_of_a_family_touches_that_job_alone(live, tmp_path):
     specs = [cnn(40 + i, name, lr, epochs=3) for i, (name, lr) in enumerate(OPTIMIZERS[:3])]
+    specs[0] = dict(specs[0], training={**specs[0]["training"], "epochs": 50})  # still running
     with live.client() as client:
         jobs = [create(client, dict(s, start=False)) for s in specs]
         target = jobs[0]["id"]
         for job in jobs:
             control(client, job["id"], "resume")
+        wait_progress(client, target, "epoch", 1)  # training in the family when patched
         r = client.patch(f"/api/jobs/{target}",
                          json={"training": {"batch_size": 16,
                                             "optimizer": {"learning_rate": 0.001}}})
         assert r.status_code == 200, r.text
-        for spec, job in zip(specs, jobs, strict=True):
+        patched_at = get(client, target)["progress"]["epoch"]
+        for spec, job in zip(specs[1:], jobs[1:], strict=True):
             done = wait_status(client, job["id"], ("failed", "completed"), timeout=120)
             assert done["status"] == "completed", done["error"]
-            if job["id"] != target:
-                same_history(history(client, job["id"]), alone(spec, tmp_path / "oracle"))
+            same_history(history(client, job["id"]), alone(spec, tmp_path / "oracle"))
+        wait_progress(client, target, "epoch", patched_at + 1)
+        control(client, target, "stop")
         last = history(client, target)[-1]
         assert (last["learning_rate"], last["batch_size"]) == (pytest.approx(0.001), 16)
