@@ -98,7 +98,7 @@ def test_pause_one_cnn_job_and_a_diverging_one_stops_alone(live, tmp_path):
 
 def test_patch_one_cnn_job_of_a_family_touches_that_job_alone(live, tmp_path):
     specs = [cnn(40 + i, name, lr, epochs=3) for i, (name, lr) in enumerate(OPTIMIZERS[:3])]
-    specs[0] = dict(specs[0], training={**specs[0]["training"], "epochs": 50})  # still running
+    specs[0] = dict(specs[0], training={**specs[0]["training"], "epochs": None})  # until stopped
     with live.client() as client:
         jobs = [create(client, dict(s, start=False)) for s in specs]
         target = jobs[0]["id"]
