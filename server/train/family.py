@@ -38,11 +38,11 @@ from server.train.family_math import (
     KINDS,
     NONZERO_AT_ZERO,
     STATE_KEYS,
-    FlatOptimizer,
     act_backward,
     act_forward,
     grad_scale,
     mean_loss,
+    optimizer_rows,
     output_grad,
     torch_state,
 )
@@ -84,17 +84,8 @@ class DenseFamily:
         self.flat = torch.zeros(k, self.size, device=dev)
         self.penalized = torch.zeros(1, self.size, device=dev)
         names = [m.trainer.spec.training.optimizer.name for m in self.members]
-        self.optimizers: list[tuple[int, int, FlatOptimizer]] = []  # (first row, end, it)
-        self._rows: list[tuple[FlatOptimizer, int]] = []  # member -> (its optimizer, row)
-        start = 0
-        while start < k:
-            end = start
-            while end < k and KINDS[names[end]] == KINDS[names[start]]:
-                end += 1
-            optimizer = FlatOptimizer(KINDS[names[start]], names[start:end], self.size, dev)
-            self.optimizers.append((start, end, optimizer))
-            self._rows += [(optimizer, row) for row in range(end - start)]
-            start = end
+        # (first row, end, its optimizer) per kind; member -> (its optimizer, its row there)
+        self.optimizers, self._rows = optimizer_rows(names, self.size, dev)
         self.l1_rate = torch.zeros(k, 1, device=dev)
         self.l2_rate = torch.zeros(k, 1, device=dev)
         for dense in (o for o in self.ops if isinstance(o, Dense)):

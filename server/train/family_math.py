@@ -139,6 +139,24 @@ STATE_KEYS = {
 COUNTS_STEPS = ("adagrad", "rmsprop", "adam", "adamw")  # these keep a "step" per parameter
 
 
+def optimizer_rows(names: list[str], size: int, device: torch.device) -> tuple[list, list]:
+    """One `FlatOptimizer` per run of members whose optimizers `names` share a kind (members
+    are sorted by kind): [(first row, end row, optimizer)], and per member (its optimizer, its
+    row in it)."""
+    optimizers: list[tuple[int, int, FlatOptimizer]] = []
+    rows: list[tuple[FlatOptimizer, int]] = []
+    start, k = 0, len(names)
+    while start < k:
+        end = start
+        while end < k and KINDS[names[end]] == KINDS[names[start]]:
+            end += 1
+        optimizer = FlatOptimizer(KINDS[names[start]], names[start:end], size, device)
+        optimizers.append((start, end, optimizer))
+        rows += [(optimizer, row) for row in range(end - start)]
+        start = end
+    return optimizers, rows
+
+
 def torch_state(name: str, steps: float, momentum: float, trained: bool,
                 view: Callable[[str], Tensor]) -> dict | None:
     """One parameter's state as `torch.optim`'s optimizer `name` keeps it after `steps`

@@ -34,7 +34,12 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from server.spec.layers.core import DropoutSpec
-from server.train.family_math import KINDS, STATE_KEYS, FlatOptimizer, torch_state
+from server.train.family_math import (
+    KINDS,
+    STATE_KEYS,
+    optimizer_rows,
+    torch_state,
+)
 from server.train.protocol import Diverged
 
 __all__ = ["VmapFamily", "vmap_key"]
@@ -160,17 +165,7 @@ class VmapFamily:
         self.flat.grad = torch.zeros(k, self.size, device=dev)
         data, grad = self.flat.detach(), self.flat.grad
         names = [m.trainer.spec.training.optimizer.name for m in self.members]
-        self.optimizers: list[tuple[int, int, FlatOptimizer]] = []
-        self._rows: list[tuple[FlatOptimizer, int]] = []
-        start = 0
-        while start < k:
-            end = start
-            while end < k and KINDS[names[end]] == KINDS[names[start]]:
-                end += 1
-            optimizer = FlatOptimizer(KINDS[names[start]], names[start:end], self.size, dev)
-            self.optimizers.append((start, end, optimizer))
-            self._rows += [(optimizer, row) for row in range(end - start)]
-            start = end
+        self.optimizers, self._rows = optimizer_rows(names, self.size, dev)
         self.l1 = torch.zeros(k, device=dev)
         self.l2 = torch.zeros(k, device=dev)
         for i, member in enumerate(self.members):

@@ -72,8 +72,10 @@ def test_pause_one_cnn_job_and_a_diverging_one_stops_alone(live, tmp_path):
     bad = cnn(30, "sgd", 100, epochs=3)  # its outputs become infinite at step 8
     for s in [*specs, bad]:
         s["training"]["loss"] = "mse"  # one family with the diverging job
+    # the paused one trains until stopped (3 epochs could end before the pause came)
+    until_stopped = dict(specs[0], training={**specs[0]["training"], "epochs": None})
     with live.client() as client:
-        jobs = [create(client, dict(s, start=False)) for s in specs]
+        jobs = [create(client, dict(s, start=False)) for s in [until_stopped, *specs[1:]]]
         broken = create(client, dict(bad, start=False))
         for job in [*jobs, broken]:
             control(client, job["id"], "resume")
@@ -90,7 +92,10 @@ def test_pause_one_cnn_job_and_a_diverging_one_stops_alone(live, tmp_path):
         assert diverged["status"] == "paused"
         assert diverged["error"].startswith("diverged: loss became infinite at epoch 1")
         control(client, target, "resume")
-        for spec, job in zip(specs, jobs, strict=True):
+        wait_progress(client, target, "epoch", 3)
+        control(client, target, "stop")
+        same_history(history(client, target)[:3], alone(specs[0], tmp_path / "oracle"))
+        for spec, job in zip(specs[1:], jobs[1:], strict=True):
             done = wait_status(client, job["id"], ("failed", "completed"), timeout=120)
             assert done["status"] == "completed", done["error"]
             same_history(history(client, job["id"]), alone(spec, tmp_path / "oracle"))
