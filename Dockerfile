@@ -19,6 +19,10 @@ ENV PLAYGROUND_VENV=/opt/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 
+# A C compiler: a class's small dense networks train together in C kernels, built at the
+# server's first start (server/train/kernel; without one they take the slower torch path).
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 playground
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./

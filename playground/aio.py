@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -117,11 +116,8 @@ class AsyncJob(rest.JobHandle):
 
     async def wait(self, timeout: float | None = None, *, poll: float = 0.5,
                    raise_on_failure: bool = False) -> dict:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not rest.ended(info := await self.refresh()):
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"Job {self.id} is still {info['status']} after {timeout} s")
-            await asyncio.sleep(poll)
+        info = await rest.wait_until_async(self.refresh, rest.ended, timeout, poll,
+                                           f"Job {self.id}")
         if raise_on_failure and info["status"] != "completed":
             raise JobFailed(self.id, info["status"], info.get("error") or info.get("stop_reason"))
         return info

@@ -16,7 +16,6 @@ websockets only.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,15 +194,7 @@ class Job(rest.JobHandle):
         """Block until the job completes, stops or fails, or pauses because it diverged; its
         final state. TimeoutError after
         `timeout` seconds; JobFailed for a failed or stopped job when `raise_on_failure`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            info = self.refresh()
-            if rest.ended(info):
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"Job {self.id} is still {info['status']} after {timeout} s")
-            left = None if deadline is None else deadline - time.monotonic()
-            time.sleep(poll if left is None else max(0.0, min(poll, left)))
+        info = rest.wait_until(self.refresh, rest.ended, timeout, poll, f"Job {self.id}")
         if raise_on_failure and info["status"] != "completed":
             raise JobFailed(self.id, info["status"], info.get("error") or info.get("stop_reason"))
         return info

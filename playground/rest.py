@@ -8,9 +8,12 @@ JSON file; `patch_body` turns keyword settings into the body of PATCH /api/jobs/
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +33,32 @@ def ended(info: dict) -> bool:
     status = info.get("status")
     return status in TERMINAL or (status == "paused" and info.get("stop_reason") == "diverged")
 USER_AGENT = "playground-client/1"
+
+
+def wait_until(refresh: Callable[[], dict], over: Callable[[dict], bool],
+               timeout: float | None, poll: float, what: str) -> dict:
+    """`refresh()` every `poll` seconds until `over` its answer; that answer. TimeoutError
+    after `timeout` seconds, naming `what` (a job, a sweep) and its status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not over(info := refresh()):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} is still {info['status']} after {timeout} s")
+        left = None if deadline is None else deadline - time.monotonic()
+        time.sleep(poll if left is None else max(0.0, min(poll, left)))
+    return info
+
+
+async def wait_until_async(refresh: Callable[[], Awaitable[dict]],
+                           over: Callable[[dict], bool], timeout: float | None, poll: float,
+                           what: str) -> dict:
+    """`wait_until` for the asyncio client."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not over(info := await refresh()):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} is still {info['status']} after {timeout} s")
+        left = None if deadline is None else deadline - time.monotonic()
+        await asyncio.sleep(poll if left is None else max(0.0, min(poll, left)))
+    return info
 
 
 def base_url(url: str | None) -> str:

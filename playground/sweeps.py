@@ -16,10 +16,8 @@ A sweep's jobs are ordinary jobs under the sweep's token (`sweep.jobs`: `Job` or
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import time
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -99,12 +97,7 @@ class Sweep(SweepHandle):
         """Block until every variant has completed, stopped, failed or been deleted; the
         sweep's final state. TimeoutError after `timeout` s; JobFailed when a variant failed or
         was stopped and `raise_on_failure`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not _over(info := self.refresh()):
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"Sweep {self.id} is still {info['status']} after {timeout} s")
-            left = None if deadline is None else deadline - time.monotonic()
-            time.sleep(poll if left is None else max(0.0, min(poll, left)))
+        info = rest.wait_until(self.refresh, _over, timeout, poll, f"Sweep {self.id}")
         if raise_on_failure and (failed := _failure(info)) is not None:
             raise failed
         return info
@@ -146,11 +139,8 @@ class AsyncSweep(SweepHandle):
 
     async def wait(self, timeout: float | None = None, *, poll: float = 0.5,
                    raise_on_failure: bool = False) -> dict:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not _over(info := await self.refresh()):
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"Sweep {self.id} is still {info['status']} after {timeout} s")
-            await asyncio.sleep(poll)
+        info = await rest.wait_until_async(self.refresh, _over, timeout, poll,
+                                           f"Sweep {self.id}")
         if raise_on_failure and (failed := _failure(info)) is not None:
             raise failed
         return info

@@ -39,6 +39,7 @@ What is not here: the training step (`server.train.trainer.Trainer`), storage
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -57,6 +58,7 @@ from server.engine.scheduler import Scheduler
 from server.engine.trainers import OUT_OF_MEMORY, Trainers, default_trainer_factory, pick_device
 from server.engine.worker import Command, EngineStopped, Worker
 from server.store import Store
+from server.train import kernel
 
 if TYPE_CHECKING:
     from server.spec.job import JobSpec
@@ -245,13 +247,19 @@ class Engine:
         self._shutdown()
 
     def _warm_up(self) -> None:
-        """Pay torch's one-time costs now rather than in the first job: the first optimizer
-        imports torch._dynamo (seconds on a busy machine)."""
+        """Pay one-time costs now rather than in the first job: the first optimizer imports
+        torch._dynamo (seconds on a busy machine); the families' C kernels are built (once per
+        machine, then cached). Then what the process holds so far (torch's modules: hundreds of
+        thousands of objects) is frozen out of the garbage collector, whose full collections
+        would otherwise walk it all, 0.1 s each, several times a minute in a busy class."""
         try:
             weight = torch.zeros(1, device=self.device, requires_grad=True)
             torch.optim.SGD([weight], lr=0.1).step()
+            if self.device.type == "cpu":
+                kernel.library()
         except Exception:
             log.exception("engine warm-up failed")
+        gc.freeze()
 
     def _run_commands(self) -> None:
         """Run the waiting commands whose turn it is (the scheduler's order), each charged to

@@ -31,8 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from server.train.diagnose import exploded
-from server.train.family_batches import dropout_masks, gather
+from server.train.family_batches import dropout_masks, gather, plan
 from server.train.family_eval import evaluate_snapshots
+from server.train.family_kernel import KernelSteps
 from server.train.family_layout import Dense, Member, family_key, layout, load_data
 from server.train.family_math import (
     KINDS,
@@ -73,8 +74,12 @@ class DenseFamily:
         self.steps = 0
         self.ends: dict[tuple[int, int], tuple[int, Tensor]] = {}  # (member, epoch) -> weights
         layout(self, trainers)
+        # members whose learning rate moves at their epoch ends
+        self.scheduled = {i for i, m in enumerate(self.members)
+                          if m.trainer.spec.training.schedule.name != "constant"}
         load_data(self)
         self._bind()
+        self.kernel = KernelSteps.make(self)  # the C steps, or None: the torch path
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -244,7 +249,7 @@ class DenseFamily:
         self.ends = {}
         while done < n:
             m = self._chunk_length(n - done)
-            chunk = gather(self, m)
+            chunk = plan(self, m) if self.kernel is not None else gather(self, m)
             losses, snapshots = self._run(chunk)
             for _step, ended, weights, infos in snapshots:
                 for row, (i, info) in enumerate(zip(ended, infos, strict=True)):
@@ -269,6 +274,17 @@ class DenseFamily:
 
     def _run(self, chunk: dict) -> tuple[Tensor, list]:
         """The chunk's steps; (losses (m, K), weight snapshots at epoch ends)."""
+        if self.kernel is not None:
+            ends: dict[int, tuple[list, list, list]] = {}
+
+            def on_end(step: int, i: int, weights: Tensor) -> None:
+                members, rows, infos = ends.setdefault(step, ([], [], []))
+                members.append(i)
+                rows.append(weights)
+                infos += self._epoch_end([i], step)
+
+            losses = self.kernel.run(chunk, on_end)
+            return losses, [(step, *ends[step]) for step in sorted(ends)]
         outs, snapshots = [], []
         flat, grad = self.flat, self.grad
         parts = [(flat[a:b], grad[a:b], optimizer) for a, b, optimizer in self.optimizers]
@@ -347,6 +363,8 @@ class DenseFamily:
             if t.epochs is not None and t.epoch >= t.epochs and not t.finished:
                 t.finished = True
                 t.stop_reason = "epochs"
+            if i not in self.scheduled:
+                continue  # a constant schedule: the rate stays
             before = t.learning_rate
             t._apply_lr()
             if t.learning_rate != before:

@@ -34,8 +34,9 @@ def epoch_matrix(family, member) -> Tensor:
 
 
 def gather(family, m: int) -> dict:
-    """The indices, inputs, targets and row weights of the next `m` steps of every member,
-    and the epoch ends among them ((step, member) pairs)."""
+    """The indices ("idx", (m, K, B)) of the next `m` steps of every member, the epoch ends
+    among them ("events": step -> members) and their inputs, targets and row weights, gathered
+    in one indexing (the torch path's chunk; the C steps take `plan`'s)."""
     rows, events = [], []
     for i, member in enumerate(family.members):
         t = member.trainer
@@ -57,18 +58,65 @@ def gather(family, m: int) -> dict:
         member.matrix = matrix
         rows.append(torch.cat(parts) if len(parts) > 1 else parts[0])
     idx = torch.stack(rows, 1)  # (m, K, B)
-    members = torch.arange(family.k, device=family.device).view(1, family.k, 1)
-    valid = idx != family.dummy
-    counts = valid.sum(2)  # (m, K)
-    weights = valid.to(family.x.dtype) / counts.clamp(min=1).unsqueeze(2).to(family.x.dtype)
     by_step: dict[int, list[int]] = {}
     for step, i in events:
         by_step.setdefault(step, []).append(i)
     dropout = any(mb.generator is not None for mb in family.members)
-    return {"m": m, "x": family.x[members, idx], "target": family.target[members, idx],
-            "index": family.index[members, idx], "weights": weights,
-            "counts": counts.tolist() if dropout else None,
-            "events": by_step, "epoch0": [mb.trainer.epoch for mb in family.members]}
+    chunk = {"m": m, "idx": idx, "events": by_step,
+             "epoch0": [mb.trainer.epoch for mb in family.members]}
+    valid = idx != family.dummy
+    counts = valid.sum(2)  # (m, K) rows per batch
+    chunk["counts"] = counts.tolist() if dropout else None
+    members = torch.arange(family.k, device=family.device).view(1, family.k, 1)
+    weights = valid.to(family.x.dtype) / counts.clamp(min=1).unsqueeze(2).to(family.x.dtype)
+    chunk.update(x=family.x[members, idx], target=family.target[members, idx],
+                 index=family.index[members, idx], weights=weights)
+    return chunk
+
+
+def plan(family, m: int) -> dict:
+    """The next `m` steps of every member for the C steps, which cut the batches themselves:
+    the permutations of the member's epochs that these steps touch (each drawn from its own
+    generator exactly when it would draw alone: at its epoch's first batch), concatenated in
+    "order" (member k's first at "start"[k], from position "pos"[k]), the epoch ends
+    ("events": step -> members) and, with dropout, each step's rows per member ("counts")."""
+    perms, start, pos = [], [], []
+    by_step: dict[int, list[int]] = {}
+    offset = 0
+    dropout = any(mb.generator is not None for mb in family.members)
+    counts = [[0] * family.k for _ in range(m)] if dropout else None
+    for i, member in enumerate(family.members):
+        t = member.trainer
+        n, bs = t.n_train, t.batch_size
+        perm, p = t._perm, t._pos
+        if perm is None:
+            perm, p = torch.randperm(n, generator=t.generator), 0
+        start.append(offset)
+        pos.append(p)
+        perms.append(perm)
+        offset += n
+        step = 0
+        while True:
+            if counts is not None:
+                for j, at in enumerate(range(p, n, bs)):
+                    if step + j < m:
+                        counts[step + j][i] = min(bs, n - at)
+            left = -(-(n - p) // bs)  # batches left in this epoch
+            if step + left > m:
+                break  # the epoch goes on past the chunk
+            step += left
+            by_step.setdefault(step - 1, []).append(i)
+            p = 0
+            if step == m:
+                perm = None  # the next epoch begins in the next chunk
+                break
+            perm = torch.randperm(n, generator=t.generator)
+            perms.append(perm)
+            offset += n
+        t._perm = perm
+    return {"m": m, "order": torch.cat(perms) if len(perms) > 1 else perms[0],
+            "start": start, "pos": pos, "events": by_step, "counts": counts,
+            "epoch0": [mb.trainer.epoch for mb in family.members]}
 
 
 def matrix_from_perm(family, t, perm: Tensor) -> Tensor:

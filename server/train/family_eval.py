@@ -7,7 +7,9 @@ ROC AUC with tied scores averaged; regression: MAE and R^2), with the same defin
 job's records in a family equal its solo records within float rounding. Padded rows (a job
 with fewer samples than the family's largest) are excluded by `mask`.
 `evaluate_snapshots(family, snapshots)` makes the records of a chunk's epoch ends from the
-weights snapshotted there: one forward pass per split for many of them at once.
+weights snapshotted there: one forward pass per split for many of them at once; a family with
+C steps (`family.kernel`) evaluates in C instead (server.train.family_eval_kernel), to the same
+records.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import torch
 from torch import Tensor
 
+from server.train.family_eval_kernel import kernel_records, usable
 from server.train.family_math import act_forward, mean_loss
 
 EVAL_VALUES = 4_000_000  # the largest activation of one batched evaluation, in floats
@@ -155,6 +158,10 @@ def forward(family, flat: Tensor, x: Tensor, masks: list[Tensor] | None,
 
 def evaluate_snapshots(family, snapshots: list) -> dict[int, list]:
     """{member: [(step, record, raw train loss)]} of the chunk's epoch ends."""
+    if usable(family):
+        made = kernel_records(family, snapshots)
+        if made is not None:
+            return made
     pending = []
     for step, ended, weights, infos in snapshots:
         for row, (i, info) in enumerate(zip(ended, infos, strict=True)):

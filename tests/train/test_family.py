@@ -10,6 +10,7 @@ Settings are moderate (no run here is chaotic: there, any two float implementati
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import pytest
@@ -24,6 +25,15 @@ from server.train.trainer import Trainer
 TOL = 1e-5
 FEATURES = [["x1", "x2"], ["x1", "x2", "x1^2", "x2^2"],
             ["x1", "x2", "x1*x2", "sin(x1)", "sin(x2)", "x1^2", "x2^2"]]
+
+
+@pytest.fixture(params=["c", "torch"])
+def path(request, monkeypatch):
+    """Both ways a family steps on the CPU: the C kernels (server/train/kernel) and the
+    torch path (what CUDA and a machine with no C compiler run)."""
+    if request.param == "torch":
+        monkeypatch.setenv("PLAYGROUND_FAMILY_KERNEL", "off")
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +110,18 @@ def twins(registry, specs: list[JobSpec], calls=(7, 60, 1, 40), tol: float = TOL
     members = [trainer(registry, s) for s in specs]
     assert len({family_key(t) for t in members}) == 1
     family = DenseFamily(members)
-    got_alone = [[] for _ in specs]
-    got_family = [[] for _ in specs]
+    assert (family.kernel is None) == (os.environ.get("PLAYGROUND_FAMILY_KERNEL") == "off")
+    side_by_side(alone, members, family, calls,
+                 lambda a, b: assert_same_state(a, b, tol))
+
+
+def side_by_side(alone: list, members: list, family, calls,
+                 assert_state=assert_same_state) -> None:
+    """Train each of `alone` by itself and `family` (of `members`, the same specs) with the
+    same calls; every member's records and state must be its twin's (the family kinds'
+    equivalence tests share this)."""
+    got_alone = [[] for _ in alone]
+    got_family = [[] for _ in members]
     for n in calls:
         for i, t in enumerate(alone):
             got_alone[i] += t.train_batches(n)
@@ -114,12 +134,12 @@ def twins(registry, specs: list[JobSpec], calls=(7, 60, 1, 40), tol: float = TOL
     for a, b, ra, rb in zip(alone, members, got_alone, got_family, strict=True):
         assert ra, "every member completed an epoch"
         assert_close_records(ra, rb)
-        assert_same_state(a, b, tol)
+        assert_state(a, b)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop",
                                        "adam", "adamw"])
-def test_each_optimizer_with_mixed_widths_features_and_batch_sizes(registry, optimizer):
+def test_each_optimizer_with_mixed_widths_features_and_batch_sizes(registry, path, optimizer):
     rnd = random.Random(optimizer)
     extra = {"optimizer": {"name": optimizer, "learning_rate": 0.01, "momentum": 0.5,
                            "weight_decay": 0.001}}
@@ -138,22 +158,27 @@ def test_each_optimizer_with_mixed_widths_features_and_batch_sizes(registry, opt
 @pytest.mark.parametrize("loss,dataset", [("mse", "circle"), ("l1", "gauss"), ("huber", "gauss"),
                                           ("bce", "circle"), ("cross_entropy", "blobs"),
                                           ("mse", "plane")])
-def test_each_loss(registry, loss, dataset):
+def test_each_loss(registry, path, loss, dataset):
     rnd = random.Random(loss + dataset)
     specs = [spec(rnd, "adam", dataset=dataset, lr=0.01, loss=loss) for _ in range(3)]
     # l1's gradient is a sign: a sample whose error is near 0 flips it on rounding noise.
-    twins(registry, specs, calls=(30, 50), tol=1e-4 if loss == "l1" else TOL)
+    # On blobs some tanh units saturate: their 1 - a^2 is a few float steps, so z's last bit
+    # (the order of a matrix product's sums, which is not the same in the C steps as in
+    # torch's) moves it by up to half, and Adam makes such tiny gradients full steps: the C
+    # steps' weights part from torch's by up to 3e-5 over these 80 steps (losses within 1e-5).
+    loose = loss == "l1" or (loss == "cross_entropy" and path == "c")
+    twins(registry, specs, calls=(30, 50), tol=1e-4 if loose else TOL)
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid",
                                         "softplus", "linear"])
-def test_each_activation(registry, activation):
+def test_each_activation(registry, path, activation):
     rnd = random.Random(activation)
     specs = [spec(rnd, "sgd", activation=activation) for _ in range(3)]
     twins(registry, specs, calls=(30, 50))
 
 
-def test_dropout_draws_the_masks_each_job_draws_alone(registry):
+def test_dropout_draws_the_masks_each_job_draws_alone(registry, path):
     rnd = random.Random(5)
     specs = [spec(rnd, "sgd", layers=[
         {"type": "dense", "units": rnd.randint(4, 8), "activation": "relu"},
@@ -162,7 +187,7 @@ def test_dropout_draws_the_masks_each_job_draws_alone(registry):
     twins(registry, specs)
 
 
-def test_penalties_and_schedules(registry):
+def test_penalties_and_schedules(registry, path):
     rnd = random.Random(7)
     for kind in ("l1", "l2"):
         specs = [spec(rnd, "adam", lr=0.01, regularization={"kind": kind, "rate": 0.003},

@@ -22,7 +22,7 @@ from server.spec.job import JobSpec
 from server.train.protocol import Diverged
 from server.train.trainer import Trainer
 from server.train.vmap_family import VmapFamily, vmap_key
-from tests.train.test_family import assert_close_records
+from tests.train.test_family import assert_close_records, side_by_side
 from tests.train.test_family import assert_same_state as assert_same_exactly
 
 CNN = [{"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": "same", "activation": "relu"},
@@ -75,21 +75,7 @@ def twins(registry, specs: list[JobSpec], calls=(5, 20, 1, 17)) -> tuple[list, l
     keys = {vmap_key(t)[:7] + vmap_key(t)[8:] for t in members}  # all but the batch size
     assert len(keys) == 1 and None not in keys
     family = VmapFamily(members)
-    got_alone = [[] for _ in specs]
-    got_family = [[] for _ in specs]
-    for n in calls:
-        for i, t in enumerate(alone):
-            got_alone[i] += t.train_batches(n)
-        results = family.train(n)
-        for i, t in enumerate(members):
-            records, error = results[t]
-            assert error is None
-            got_family[i] += records
-    family.release()
-    for a, b, ra, rb in zip(alone, members, got_alone, got_family, strict=True):
-        assert ra, "every member completed an epoch"
-        assert_close_records(ra, rb)
-        assert_same_state(a, b)
+    side_by_side(alone, members, family, calls, assert_same_state)
     return alone, members
 
 
