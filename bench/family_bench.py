@@ -16,7 +16,7 @@ Prints, each part labelled, with the issue's targets beside the ratios (PASS/FAI
      (no hz: settings.snapshot_hz) and at hz 30: frames/s per job (min, median) and frame age
      p50/p95; a lone watched job's frames/s at hz 30.
   5. where the time goes: part 2's jobs as one family without the engine, per member-step
-     (the epoch-end evaluation and the steps) beside the floor of its matrix products.
+     (the epoch-end evaluation and the steps), against what the target allows in all.
 Frame age = arrival of the SnapshotEvent at the consumer thread minus the frame header's `time`
 (stamped when the engine starts building the frame), so it holds the build, the hand-over and
 the wait in the queue. Events go through a stand-in event loop whose `call_soon_threadsafe`
@@ -366,10 +366,9 @@ def main() -> None:
 
 
 def breakdown(registry: DataRegistry, specs: list[dict], seconds: float, wanted: float) -> None:
-    """Times `DenseFamily.train` of `specs` alone: the epoch-end evaluation apart from the
-    steps, and the floor the eager step cannot go under: one batched matrix product at the
-    family's shapes times the products of a step (forward, and both products of backward but
-    the first layer's input gradient). `wanted`: the steps/s per job the target asks."""
+    """Times `DenseFamily.train` of `specs` alone, with no engine: the epoch-end evaluation
+    apart from the steps (the C kernels where the machine builds them, else the torch path).
+    `wanted`: the steps/s per job the target asks."""
     from server.train import family as family_module
     from server.train.family import DenseFamily
     from server.train.trainer import Trainer
@@ -397,22 +396,13 @@ def breakdown(registry: DataRegistry, specs: list[dict], seconds: float, wanted:
     finally:
         family_module.evaluate_snapshots = evaluate
     k = family.k
-    denses = [o for o in family.ops if not isinstance(o, tuple)]
-    h = torch.randn(k, family.batch, max(d.inp for d in denses))
-    w = torch.randn(k, max(d.out for d in denses), h.shape[2])
-    for _ in range(50):
-        torch.bmm(h, w.transpose(1, 2))
-    t0, reps = time.perf_counter(), 2000
-    for _ in range(reps):
-        torch.bmm(h, w.transpose(1, 2))
-    one = (time.perf_counter() - t0) / reps
-    products = 3 * len(denses) - 1
     per = elapsed / (steps * k) * 1e6
-    print(f"  {k} members: {steps * k / elapsed:8.0f} member-steps/s, {per:.2f} us each: "
-          f"epoch-end evaluation {spent[0] / (steps * k) * 1e6:.2f} us, the steps "
-          f"{(elapsed - spent[0]) / (steps * k) * 1e6:.2f} us; floor of the matrix products "
-          f"alone {products} x {one * 1e6:.1f} us / {k} = {products * one / k * 1e6:.2f} us "
-          f"(the target needs {1e6 / (k * wanted):.2f} us in all)")
+    path = (f"C kernels, {family.kernel.threads} thread(s)" if family.kernel is not None
+            else "torch path")
+    print(f"  {k} members ({path}): {steps * k / elapsed:8.0f} member-steps/s, {per:.2f} us "
+          f"each: epoch-end evaluation {spent[0] / (steps * k) * 1e6:.2f} us, the steps "
+          f"{(elapsed - spent[0]) / (steps * k) * 1e6:.2f} us (the target needs "
+          f"{1e6 / (k * wanted):.2f} us in all, with the engine's own work)")
 
 
 if __name__ == "__main__":

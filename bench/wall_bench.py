@@ -8,13 +8,21 @@ in, then alternates phases of `--seconds` each: no wall / wall open / no wall / 
   browser  the real page /teacher/wall in headless Chromium (Playwright, /usr/bin/chromium) at
            1920x1080 on this same machine: frames drawn per tile from window.__wallStats. The
            browser's own drawing competes with the server for this machine's cores.
-  sockets  30 websocket clients in this process speaking the wall's protocol (subscribe at the
-           wall's rate, ack each snapshot at once): the server's share of the cost alone, as
+  sockets  30 websocket clients in this process speaking the wall's protocol (the page's
+           subscription: boundary frames at the wall's rate, the lighter metrics of
+           WALL_METRICS; ack each snapshot at once): the server's share of the cost alone, as
            when the projector's computer is not the server.
 
 Prints, per kind: snapshots a second per tile (min / median / mean / max over the 30 tiles),
-the 30 jobs' training steps a second without and with the wall, and their ratio.
-Usage: .venv/bin/python bench/wall_bench.py [--seconds 10] [--hz 8] [--kinds browser,sockets]
+the 30 jobs' training steps a second without and with the wall, and their ratio; then where
+the machine's CPU went in each (cores busy, from /proc): the server's event loop (its main
+thread: the hub, the websockets), its other threads (the engine), Chromium (all its
+processes; browser kind), this process (the sockets kind's clients) and the rest of the
+machine (other programs on it: noise the A/B/A/B order spreads over both), and the steps per
+second of the engine's own CPU time with and without the wall (its ratio is what the wall
+costs inside the engine; on a busy machine the steps/s ratio also counts the cores that other
+programs took, which the wall's event loop then competes for with the engine).
+Usage: .venv/bin/python bench/wall_bench.py [--seconds 10] [--hz 10] [--kinds browser,sockets]
                                            [--families default|on|off]
 Bounded: about 2-4 minutes.
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -45,6 +54,64 @@ SPEC = {"dataset": {"name": "xor", "params": {"samples": 200}},
         "training": {"epochs": None, "batch_size": 10}}
 SETTLE = 7.0  # seconds after opening or closing a wall before counting (also lets the
 # teacher's budget of new streams, 30 at once then 5 a second, fill up again)
+# What a tile of the page subscribes to besides its rate (web/static/js/controllers/
+# wall_tiles.js: "tile" detail and TILE_METRICS; keep the two the same).
+WALL_METRICS = {"detail": "tile",
+                "fields": ["train_loss", "test_loss", "train_accuracy", "test_accuracy",
+                           "test_r2"],
+                "metrics_hz": 2, "max_points": 8}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int, thread: str | None = None) -> float:
+    """CPU seconds (user + system) of process `pid`, or of one of its threads."""
+    path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    try:
+        text = Path(path).read_text()
+    except OSError:  # gone meanwhile
+        return 0.0
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _chromium_pids() -> list[int]:
+    """This benchmark's Chromium processes (descendants of this process named chromium)."""
+    parents, names = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            names[int(entry.name)] = text[text.index("(") + 1:text.rindex(")")]
+            parents[int(entry.name)] = int(text[text.rindex(")") + 2:].split()[1])
+    mine = []
+    for pid, name in names.items():
+        up = pid
+        while up > 1 and up != os.getpid():
+            up = parents.get(up, 1)
+        if up == os.getpid() and "chrom" in name.lower():
+            mine.append(pid)
+    return mine
+
+
+def cpu_now(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far: the server's event loop and its other threads, Chromium, this
+    process, and the whole machine (busy time of every core, from /proc/stat)."""
+    loop = _cpu_of(server_pid, str(server_pid))
+    times = os.times()
+    busy = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return {"loop": loop, "engine": _cpu_of(server_pid) - loop,
+            "chromium": sum(_cpu_of(pid) for pid in _chromium_pids()),
+            "bench": times.user + times.system,
+            "machine": (sum(busy) - busy[3] - busy[4]) / TICK}
+
+
+def cores(before: dict, after: dict, seconds: float) -> dict[str, float]:
+    """Cores busy over `seconds` from two `cpu_now` readings; `others`: the rest."""
+    used = {k: (after[k] - before[k]) / seconds for k in before}
+    used["others"] = max(0.0, used.pop("machine") - sum(used.values()))
+    return used
 
 
 def class_server(data_dir: Path, families: str):
@@ -119,7 +186,7 @@ class SocketWall:
             try:
                 async with websockets.connect(url, max_size=2**24) as ws:
                     await ws.send(json.dumps({"type": "subscribe", "hz": self.hz,
-                                              "detail": "boundary"}))
+                                              **WALL_METRICS}))
                     while not self.stop.is_set():
                         try:
                             message = await asyncio.wait_for(ws.recv(), 0.5)
@@ -157,24 +224,31 @@ class SocketWall:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def run_kind(wall, http: httpx.Client, seconds: float) -> dict:
-    """A/B/A/B: steps/s without and with the wall; frames/s per tile while it is open."""
+def run_kind(wall, http: httpx.Client, seconds: float, server_pid: int) -> dict:
+    """A/B/A/B: steps/s without and with the wall; frames/s per tile while it is open; the
+    cores busy in each phase (`cores`)."""
     without, with_wall, rates = [], [], []
+    used: dict[str, list] = {"without": [], "with": []}
     for _ in range(2):
         time.sleep(SETTLE)
+        began, cpu = time.monotonic(), cpu_now(server_pid)
         without.append(steps_per_second(http, seconds))
+        used["without"].append(cores(cpu, cpu_now(server_pid), time.monotonic() - began))
         wall.open()
         time.sleep(SETTLE)
-        before, began = wall.frames(), time.monotonic()
+        before, began, cpu = wall.frames(), time.monotonic(), cpu_now(server_pid)
         with_wall.append(steps_per_second(http, seconds))
         after, elapsed = wall.frames(), time.monotonic() - began
+        used["with"].append(cores(cpu, cpu_now(server_pid), elapsed))
         rates.append([(after.get(k, 0) - before.get(k, 0)) / elapsed for k in after])
         wall.close()
     per_tile = [statistics.mean(pair) for pair in zip(*rates, strict=False)]
     return {"tiles": len(per_tile), "fps_min": min(per_tile),
             "fps_median": statistics.median(per_tile), "fps_mean": statistics.mean(per_tile),
             "fps_max": max(per_tile), "steps_without": statistics.mean(without),
-            "steps_with": statistics.mean(with_wall)}
+            "steps_with": statistics.mean(with_wall),
+            "cores": {phase: {k: statistics.mean(u[k] for u in runs) for k in runs[0]}
+                      for phase, runs in used.items()}}
 
 
 def frame_cost() -> dict:
@@ -225,7 +299,8 @@ def frame_cost() -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
-    parser.add_argument("--hz", type=float, default=8.0, help="snapshots a second per tile")
+    parser.add_argument("--hz", type=float, default=10.0,
+                        help="snapshots a second per tile (the page's TILE_HZ)")
     parser.add_argument("--kinds", default="browser,sockets", help="browser, sockets or both")
     parser.add_argument("--families", choices=("default", "on", "off"), default="default",
                         help="PLAYGROUND_FAMILIES of the server (default: the server's own)")
@@ -261,7 +336,7 @@ def main() -> int:
                     wall = (BrowserWall(url, teacher, args.hz) if kind == "browser"
                             else SocketWall(url, teacher, args.hz, jobs))
                     try:
-                        r = run_kind(wall, http, args.seconds)
+                        r = run_kind(wall, http, args.seconds, proc.pid)
                     finally:
                         wall.quit()
                     print(f"{kind:8s} frames/s per tile over {r['tiles']} tiles: "
@@ -270,6 +345,15 @@ def main() -> int:
                     print(f"{kind:8s} training steps/s of the {STUDENTS} jobs: without the "
                           f"wall {r['steps_without']:.0f}, with it {r['steps_with']:.0f}; "
                           f"ratio {r['steps_with'] / r['steps_without']:.3f}")
+                    for phase, used in r["cores"].items():
+                        print(f"{kind:8s} cores busy {phase:7s} the wall: " + "  ".join(
+                            f"{name} {value:.2f}" for name, value in used.items()))
+                    # Steps per second of the engine's own CPU: what the wall costs inside the
+                    # engine, whatever other programs took from this machine meanwhile.
+                    own = [r["steps_" + p] / max(1e-9, r["cores"][p]["engine"])
+                           for p in ("without", "with")]
+                    print(f"{kind:8s} steps per engine core-second: without the wall "
+                          f"{own[0]:.0f}, with it {own[1]:.0f}; ratio {own[1] / own[0]:.3f}")
                     sys.stdout.flush()
         finally:
             proc.terminate()

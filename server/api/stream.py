@@ -26,7 +26,15 @@ from server.api.errors import ERRORS, close_for
 from server.api.inspect import WeightEdit
 from server.spec.job import JobPatch
 from server.spec.vocabulary import CONTROL_ACTIONS
-from server.stream.hub import CLOSE_TIMEOUT, ClientGone, Subscription, frame_layout
+from server.stream.hub import (
+    CLOSE_TIMEOUT,
+    ClientGone,
+    Subscription,
+    frame_layout,
+    metric_fields,
+    metrics_rate,
+    points_cap,
+)
 from server.stream.limits import (
     CLOSE_TOO_MANY,
     ECHO_CHARS,
@@ -45,7 +53,8 @@ router = APIRouter()
 
 PROTOCOL = 1
 CLIENT_TYPES = ("ack", "control", "set", "subscribe", "edit_weight")
-DETAILS = ("full", "boundary")  # what a snapshot holds (server.engine.snapshot)
+DETAILS = ("full", "boundary", "tile")  # what a snapshot holds (server.engine.snapshot)
+SUBSCRIBE_FIELDS = ("snapshots", "hz", "metrics", "detail", "fields", "metrics_hz", "max_points")
 WATCHDOG_SECONDS = 1.0  # how often the handler checks for a client that stopped reading
 FIRST_FRAME_WAIT = 1.5  # seconds hello waits for a first frame (for the array shapes)
 MAX_ERROR_CHARS = 400  # an error frame's message is cut to this
@@ -323,11 +332,21 @@ def _handle(body: dict, engine, hub, channel, limit: _ResumeLimit) -> tuple | No
 
 
 def _subscription(fields: dict, current: Subscription, settings) -> Subscription:
-    unknown = set(fields) - {"snapshots", "hz", "metrics", "detail"}
+    unknown = set(fields) - set(SUBSCRIBE_FIELDS)
     if unknown:
         raise BadMessage(f"subscribe: unknown fields {shorten(str(sorted(unknown)))}; expected: "
-                         "snapshots, hz, metrics, detail")
-    new = Subscription(current.snapshots, current.hz, current.metrics, current.detail)
+                         f"{', '.join(SUBSCRIBE_FIELDS)}")
+    new = Subscription(current.snapshots, current.hz, current.metrics, current.detail,
+                       current.fields, current.metrics_hz, current.max_points)
+    try:  # the wall's lighter metrics (server.stream.hub)
+        if "fields" in fields:
+            new.fields = metric_fields(fields["fields"])
+        if "metrics_hz" in fields:
+            new.metrics_hz = metrics_rate(fields["metrics_hz"])
+        if "max_points" in fields:
+            new.max_points = points_cap(fields["max_points"])
+    except ValueError as exc:
+        raise BadMessage(f"subscribe: {exc}") from None
     if "detail" in fields:
         if fields["detail"] not in DETAILS:
             raise BadMessage(f"subscribe: detail must be one of: {', '.join(DETAILS)}; "

@@ -63,6 +63,8 @@ from server.train import kernel
 if TYPE_CHECKING:
     from server.spec.job import JobSpec
 
+_frozen = False  # the process's objects were frozen out of the garbage collector
+
 __all__ = ["ACTIONS", "OUT_OF_MEMORY", "TERMINAL", "UNWATCHED", "Conflict", "Engine",
            "EngineStopped", "JobNotFound", "default_trainer_factory"]
 
@@ -234,11 +236,12 @@ class Engine:
                 self._families.regroup(self._jobs)
                 job = self._scheduler.next_job(self._jobs)
                 family = self._families.of(job) if job is not None else None
-                if family is not None:
-                    self._table.run_family_slice(family)
-                elif job is not None:
-                    self._table.run_slice(job)
-                self._table.send_frames()
+                with self._table.held():  # the slice's events and frames: one call
+                    if family is not None:
+                        self._table.run_family_slice(family)
+                    elif job is not None:
+                        self._table.run_slice(job)
+                    self._table.send_frames()
                 self._table.checkpoint_due()
                 self._table.housekeeping()
             except Exception:  # a bug here must not stop every job: log it and go on
@@ -259,7 +262,11 @@ class Engine:
                 kernel.library()
         except Exception:
             log.exception("engine warm-up failed")
-        gc.freeze()
+        global _frozen
+        if not _frozen:  # once a process (tests start many engines): what is garbage by now
+            _frozen = True  # is collected first, the rest is kept out of later collections
+            gc.collect()
+            gc.freeze()
 
     def _run_commands(self) -> None:
         """Run the waiting commands whose turn it is (the scheduler's order), each charged to

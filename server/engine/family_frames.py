@@ -16,8 +16,10 @@ the same header fields (`seq` continues the job's own count: its `Context` is sh
 names, order, shapes and dtypes, values within one quantization step (the histograms and
 confusion matrices equal; tests/engine/test_family_frames.py). The time it takes is charged
 to the snapshots' `FrameBudget`, an equal part per frame. A member with `detail: "boundary"`
-gets only the boundary map. What cannot be batched (a model over WEIGHTS_MAX_PARAMETERS, other
-kinds of data) is refused by `batch_family` and goes the per-job way.
+gets only the boundary map; with `detail: "tile"` only the boundary map on the coarser
+TILE_BOUNDARY grid, from a pass of its own over that grid. What cannot be batched (a model
+over WEIGHTS_MAX_PARAMETERS, other kinds of data) is refused by `batch_family` and goes the
+per-job way.
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ from server.engine.family_passes import forward, histograms, quantize_rows
 from server.engine.samples import BOUNDARY, THUMBNAIL
 from server.engine.snapshot import (
     CONFUSION_MAX,
+    LIGHT_DETAILS,
     PROTOCOL,
+    TILE_BOUNDARY,
     WEIGHTS_MAX_PARAMETERS,
     Context,
     Snapshots,
+    coarse_grid,
     output_transform,
     trainer_classes,
 )
@@ -84,6 +89,7 @@ class _Batch:
         # Inputs unit-major, as the passes want them: (K, features, points).
         self.thumb = torch.zeros(k, features, THUMBNAIL * THUMBNAIL, device=device)
         self.fine = torch.zeros(k, features, BOUNDARY * BOUNDARY, device=device)
+        self.coarse = torch.zeros(k, features, TILE_BOUNDARY * TILE_BOUNDARY, device=device)
         self.classes = trainer_classes(self.trainers[0])
         n = max(min(CONFUSION_MAX, len(t.data["test"][0])) if "test" in t.data else 0
                 for t in self.trainers) if self.classes else 0
@@ -100,7 +106,8 @@ class _Batch:
         """Scratch outputs of each dense layer over `grid` for `group` members at once."""
         if grid not in self._work:
             family = self.family()
-            points = {"fine": self.fine, "thumb": self.thumb, "test": self.test_x}[grid]
+            points = {"fine": self.fine, "coarse": self.coarse, "thumb": self.thumb,
+                      "test": self.test_x}[grid]
             self._work[grid] = [
                 None if isinstance(op, tuple) else torch.empty(
                     self.group, op.out, points.shape[2], device=family.device)
@@ -113,9 +120,11 @@ class _Batch:
         if known is not None and snapshots.contexts.get(trainer) is known:
             return
         ctx = snapshots._context(trainer, dataset)
+        coarse_grid(ctx, dataset)  # the TILE_BOUNDARY grid's features, into ctx.inputs
         self.contexts[row] = ctx
         self.inputs[row] = quantize(ctx.quantized_input)
-        for name, buffer in (("thumb", self.thumb), ("fine", self.fine)):
+        for name, buffer in (("thumb", self.thumb), ("fine", self.fine),
+                             ("coarse", self.coarse)):
             x = ctx.inputs[name]  # (points, features)
             buffer[row] = 0.0
             buffer[row, :x.shape[1]] = x.T
@@ -226,19 +235,27 @@ def _build(family: DenseFamily, batch: _Batch, rows: list[int],
     stamp = time.time()
     how = output_transform(items[0][0], items[0][1])
     full = {row for row, (_t, _d, o) in zip(rows, items, strict=True)
-            if (o or {}).get("detail") != "boundary"}
+            if (o or {}).get("detail") not in LIGHT_DETAILS}
+    tiles = [row for row, (_t, _d, o) in zip(rows, items, strict=True)
+             if (o or {}).get("detail") == "tile"]
     boundary: dict[int, tuple] = {}
     heat: dict[int, list] = {}
     confusion: dict[int, np.ndarray] = {}
     units = family.units
     with torch.no_grad():
-        for a, b in _runs(rows, batch.group):
+        for a, b in _runs(tiles, batch.group):  # only the output, on the coarser grid
+            n, side = b - a, TILE_BOUNDARY
+            out = forward(family, a, b, batch.coarse[a:b], batch.work("coarse"), True)[-1]
+            _output(out, how)
+            codes, lo, hi = quantize_rows(out.view(n * units, side * side))
+            for j in range(n):
+                cut = slice(j * units, (j + 1) * units)
+                boundary[a + j] = (codes[cut].reshape(units, side, side), lo[cut], hi[cut])
+        tiled = set(tiles)
+        for a, b in _runs([row for row in rows if row not in tiled], batch.group):
             n = b - a
             out = forward(family, a, b, batch.fine[a:b], batch.work("fine"), True)[-1]
-            if how == "sigmoid":
-                out.sigmoid_()
-            elif how == "softmax":
-                out.copy_(out.softmax(dim=1))
+            _output(out, how)
             codes, lo, hi = quantize_rows(out.view(n * units, BOUNDARY * BOUNDARY))
             for j in range(n):
                 cut = slice(j * units, (j + 1) * units)
@@ -275,6 +292,14 @@ def _build(family: DenseFamily, batch: _Batch, rows: list[int],
             for row, (trainer, _d, options) in zip(rows, items, strict=True)]
 
 
+def _output(out: Tensor, how: str) -> None:
+    """The output transform (snapshot.output_transform) in place, over units (dim 1)."""
+    if how == "sigmoid":
+        out.sigmoid_()
+    elif how == "softmax":
+        out.copy_(out.softmax(dim=1))
+
+
 def _parameter_histograms(family: DenseFamily, batch: _Batch, full: list[int]) -> tuple:
     """Weight and gradient histograms of every layer of the members `full`: rows ordered
     layer, then weights / gradients, then member."""
@@ -302,7 +327,7 @@ def _assemble(batch: _Batch, row: int, trainer, options: dict, how: str, stamp: 
     header = {"type": "snapshot", "protocol": PROTOCOL, "job_id": options.get("job_id"),
               "kind": ctx.kind, "seq": ctx.seq, "time": stamp, "epoch": int(trainer.epoch),
               "step": int(trainer.step), "learning_rate": float(trainer.learning_rate or 0.0),
-              "output_transform": how, "detail": "boundary" if light else "full"}
+              "output_transform": how, "detail": options.get("detail") if light else "full"}
     if options.get("health") is not None:  # server.engine.health's hints (issue 16)
         header["health"] = options["health"]
     arrays: list[tuple[dict, np.ndarray]] = []

@@ -3,13 +3,15 @@
 `Frames` keeps each job's subscribers (`job.subscribers`: subscriber -> options) and decides
 which jobs get a frame now (`due`): a job with subscribers whose frame was asked for
 (`job.frame_due`: a new subscriber, a step, a reset) or that trained since its last frame at
-least 1/hz ago, where hz is the fastest rate its subscribers asked (default
-`settings.snapshot_hz`, at most `settings.max_snapshot_hz`). Frame work stays a small share of
-the worker (the budget of its `snapshots`, issue 5); a frame a new subscriber asked for is
-within the budget too once the job has had one (clients reconnecting in a loop must not buy a
-frame each, issue 12). `build` makes the frame (`snapshots.frame`, a
-`server.engine.snapshot.Snapshots` this object owns, with the latest subscriber's options);
-the engine makes sure the job has a trainer first and sends it.
+least 1/hz ago (EARLY_S less: a frame due that soon is made at the end of this slice, not
+after one more slice too short to be worth its fixed costs), where hz is the fastest rate its
+subscribers asked (default `settings.snapshot_hz`, at most `settings.max_snapshot_hz`).
+Frame work stays a small share of the worker (the budget of its `snapshots`, issue 5); a
+frame a new subscriber asked for is within the budget too once the job has had one (clients
+reconnecting in a loop must not buy a frame each, issue 12). `build` makes the frame
+(`snapshots.frame`, a `server.engine.snapshot.Snapshots` this object owns, with the latest
+subscriber's options); the engine makes sure the job has a trainer first and sends it.
+A watched family's slice is cut to end when its next frame is due (`slice_seconds`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from server.engine.snapshot import Snapshots
 log = logging.getLogger("playground.engine")
 SLICE_MIN_S = 0.01  # a watched family's slice is cut to its next frame, not below this
 SLICE_MARGIN_S = 0.002  # ... and ends just after that frame is due, not just before
+EARLY_S = 0.01  # a frame due this soon is made now, rather than after a slice this short
 
 
 class Frames:
@@ -55,12 +58,12 @@ class Frames:
                        for o in job.subscribers.values()))
 
     def _framed(self, job: Any, now: float) -> None:
-        """A frame was made now. On time (up to half a period late), the next is due one
-        period after this one was due, so that frames keep their rate on average although
-        they are made only between slices; earlier or later, one period from now."""
+        """A frame was made now. On time (up to EARLY_S early or half a period late), the next
+        is due one period after this one was due, so that frames keep their rate on average
+        although they are made only between slices; earlier or later, one period from now."""
         period = 1.0 / self.hz(job)
         due_at = job.last_frame + period
-        job.last_frame = due_at if 0.0 <= now - due_at < 0.5 * period else now
+        job.last_frame = due_at if -EARLY_S <= now - due_at < 0.5 * period else now
 
     def _joining(self, family: Any, members: list, table: Mapping[str, Any],
                  now: float) -> list:
@@ -74,10 +77,10 @@ class Frames:
 
     def slice_seconds(self, jobs: Iterable[Any], now: float) -> float | None:
         """How long a slice of these jobs (a family) may train before the first watched one
-        is due a frame and the frame budget lets it be made, at least SLICE_MIN_S (None:
-        none is watched). Frames are made between slices, so a longer slice would lower
-        every member's frame rate."""
-        waits = [job.last_frame + 1.0 / self.hz(job) - now for job in jobs
+        is due a frame (EARLY_S early counts) and the frame budget lets it be made, at least
+        SLICE_MIN_S (None: none is watched). Frames are made between slices, so a longer
+        slice would lower every member's frame rate."""
+        waits = [job.last_frame + 1.0 / self.hz(job) - EARLY_S - now for job in jobs
                  if job.subscribers and job.status != "failed"]
         if not waits:
             return None
@@ -90,7 +93,7 @@ class Frames:
             if not job.subscribers or job.status == "failed":
                 continue
             if not (job.frame_due or (job.trained_since_frame
-                                      and now - job.last_frame >= 1.0 / self.hz(job))):
+                                      and now - job.last_frame >= 1.0 / self.hz(job) - EARLY_S)):
                 continue
             if not self.snapshots.budget.allows(now - job.last_frame) and (
                     not job.frame_due or job.last_frame > 0):
@@ -100,9 +103,11 @@ class Frames:
     def options(self, job: Any, now: float) -> dict:
         """The options of a due job's frame (the latest subscriber's, without hz)."""
         options = {k: v for k, v in list(job.subscribers.values())[-1].items() if k != "hz"}
-        # One frame serves every watcher: only the main view when all of them asked for that.
-        light = all(o.get("detail") == "boundary" for o in job.subscribers.values())
-        options["detail"] = "boundary" if light else "full"
+        # One frame serves every watcher: only the main view when all of them asked for that,
+        # on the coarser grid when all of them asked for a tile's.
+        details = {o.get("detail") for o in job.subscribers.values()}
+        light = details <= {"boundary", "tile"}
+        options["detail"] = ("tile" if details == {"tile"} else "boundary") if light else "full"
         if not light:  # at most once a second per job (server.engine.health), in the budget
             started = time.thread_time()
             health = self.health.of(job.trainer, now)

@@ -19,7 +19,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import ValidationError
@@ -39,6 +40,7 @@ from server.timeline import Timeline
 from server.train.protocol import Diverged
 
 log = logging.getLogger("playground.engine")
+GUARD_RECORDS = 2000  # records written between two looks at the free disk space
 
 UNWATCHED = "paused: nobody was watching it (the page was closed); press play to go on"
 
@@ -61,6 +63,8 @@ class JobTable:
         self.lock = threading.Lock()
         self.loop = None
         self.on_event: Callable[[Event], None] | None = None
+        self._held: list[Event] | None = None  # events waiting for the end of `held`
+        self._since_guard = 0  # records written since the disk was last looked at
         self._last_housekeeping = 0.0
         self._wall_clock = trainers.device.type == "cuda"
         self.families = None  # server.engine.families.Families, set by the engine
@@ -215,6 +219,7 @@ class JobTable:
             if records:  # a family's records are finite already (family_eval)
                 written.append((job, records))
         pauses = self.storage.write_histories(written) if written else {}
+        self._since_guard += sum(len(records) for _job, records in written)
         for job, records in written:
             if pauses.get(job.id) is not None:  # the records are kept: nothing is lost
                 self.pause_for_storage(job, pauses[job.id], error=True)
@@ -222,6 +227,11 @@ class JobTable:
             self.timeline.after(job, records)
         for job, _records in items:
             self.set_progress(job)
+        # A family writes thousands of records a second: the disk is looked at again after
+        # every ~2,000 of them (about 1 MB), not only at the once-a-second housekeeping.
+        if self._since_guard >= GUARD_RECORDS:
+            self._since_guard = 0
+            self._guard_disk()
 
     def finish(self, job: Job) -> None:
         if job.unwritten:  # it stays paused until its history is saved
@@ -327,10 +337,41 @@ class JobTable:
     def emit(self, event: Event) -> None:
         if self.loop is None or self.on_event is None:
             return
+        if self._held is not None:
+            self._held.append(event)
+            return
         try:
             self.loop.call_soon_threadsafe(self.on_event, event)
         except RuntimeError:  # the loop is closed: the server is shutting down
             pass
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Events emitted inside go to the event loop in one call at the end, in order: a
+        family's slice emits a metrics event per member and a frame per watched member, and
+        each call wakes the event loop, which then takes the interpreter lock from training."""
+        if self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            events, self._held = self._held, None
+            if events and self.loop is not None and self.on_event is not None:
+                try:
+                    self.loop.call_soon_threadsafe(self._deliver, events)
+                except RuntimeError:
+                    pass
+
+    def _deliver(self, events: list[Event]) -> None:
+        """On the event loop: each held event, in order (one failing does not stop the rest,
+        as separate calls would not)."""
+        for event in events:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("event handler failed")
 
     # -- checkpoints and housekeeping -------------------------------------------------------
 

@@ -47,6 +47,8 @@ PROTOCOL = 1
 HIST_BINS = 32
 HIST_MAX_VALUES = 262_144  # larger layers are histogrammed on an even subsample
 WEIGHTS_MAX_PARAMETERS = 65_536  # send every parameter only for models this small
+TILE_BOUNDARY = 50  # the output map's side in a "tile" frame (the class wall's tiles)
+LIGHT_DETAILS = ("boundary", "tile")  # frames with only the main view
 MAX_FILTERS = 64
 MAX_MAP_CHANNELS = 16
 MAX_UNITS_SENT = 64  # a flat layer's first units in image and sequence frames
@@ -177,6 +179,14 @@ def _new_context(dataset, device: torch.device) -> Context:
     return ctx
 
 
+def coarse_grid(ctx: Context, dataset) -> torch.Tensor:
+    """The TILE_BOUNDARY grid's features (points2d), made the first time a tile asks."""
+    if "coarse" not in ctx.inputs:
+        coarse = dataset.features_of(grid_xy(dataset.domain, TILE_BOUNDARY))
+        ctx.inputs["coarse"] = torch.as_tensor(coarse, dtype=torch.float32, device=ctx.device)
+    return ctx.inputs["coarse"]
+
+
 def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     a = np.asarray(a)
     dtype = torch.int64 if a.dtype.kind in "iu" else torch.float32
@@ -260,10 +270,13 @@ def _points(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
     b.add_quantized("output.boundary", out.T.reshape(-1, BOUNDARY, BOUNDARY).cpu().numpy())
 
 
-def _boundary(b: FrameBuilder, model, ctx: Context, how: str) -> None:
-    """Only the output map (detail "boundary": a tile that draws nothing else)."""
-    out = _transform(model(ctx.inputs["fine"]).float(), how)  # (B*B, outputs)
-    b.add_quantized("output.boundary", out.T.reshape(-1, BOUNDARY, BOUNDARY).cpu().numpy())
+def _boundary(b: FrameBuilder, model, ctx: Context, how: str, grid: torch.Tensor) -> None:
+    """Only the output map over `grid` (detail "boundary": a view that draws nothing else,
+    the BOUNDARY grid; "tile": the TILE_BOUNDARY grid, a quarter of the points, for the class
+    wall's small tiles)."""
+    side = round(grid.shape[0] ** 0.5)
+    out = _transform(model(grid).float(), how)
+    b.add_quantized("output.boundary", out.T.reshape(-1, side, side).cpu().numpy())
 
 
 def _images(b: FrameBuilder, trainer, ctx: Context, how: str) -> None:
@@ -354,14 +367,15 @@ def _frame(trainer: TrainerLike, dataset, options: dict, ctx: Context) -> bytes:
     was_training = model.training
     if ctx.needs_eval:
         model.eval()
-    light = options.get("detail") == "boundary"
-    b.header["detail"] = "boundary" if light else "full"
+    light = options.get("detail") in LIGHT_DETAILS
+    b.header["detail"] = options["detail"] if light else "full"
     if options.get("health") is not None:  # server.engine.health's hints (issue 16)
         b.header["health"] = options["health"]
     try:
         with torch.no_grad():
             if ctx.kind == "points2d" and light:
-                _boundary(b, model, ctx, how)
+                _boundary(b, model, ctx, how, coarse_grid(ctx, dataset)
+                          if options["detail"] == "tile" else ctx.inputs["fine"])
             elif ctx.kind == "points2d":
                 _points(b, trainer, ctx, how)
             elif ctx.kind == "image":

@@ -3,12 +3,14 @@
 The engine thread hands events to `Hub.on_event` on the event loop (never blocking, never
 awaiting). Each client has a `Channel`: a queue of small text messages (status, errors,
 replies), the metric points not yet sent (coalesced into one `metrics` message at most every
-`METRICS_INTERVAL` seconds) and one slot for the newest snapshot frame (a newer frame replaces
-an older one). `Channel.pump` sends them through two callables, so the hub knows nothing of
-FastAPI: a frame goes only when the client has credit (it acknowledged the previous frame) and
-its own rate allows; a client whose unacknowledged frame is older than
-`settings.client_timeout_seconds` while another waits is closed with 4408. A slow client only
-ever delays its own pump task: training and the other clients never wait for it.
+`METRICS_INTERVAL` seconds, or at the client's own slower `metrics_hz`; a client may ask
+for at most `max_points` points a message and only the metric names its `fields` lists:
+`Subscription.shape`, the class wall's lighter metrics) and one slot for the newest snapshot
+frame (a newer frame replaces an older one). `Channel.pump` sends them through two callables,
+so the hub knows nothing of FastAPI: a frame goes only when the client has credit (it
+acknowledged the previous frame) and its own rate allows; a client whose unacknowledged frame
+is older than `settings.client_timeout_seconds` while another waits is closed with 4408. A
+slow client only ever delays its own pump task: training and the other clients never wait.
 
 Every per-client queue is bounded (issue 12): at most `settings.stream_max_queued_messages`
 texts wait (past it replies and errors are dropped and counted in one later notice, and a new
@@ -33,18 +35,87 @@ MAX_TEXTS = 256  # default bound of a client's waiting text messages
 CLOSE_TIMEOUT = 4408
 
 
+MAX_FIELDS = 32  # names a subscription's `fields` may list
+ALWAYS_SENT = frozenset({"epoch", "step"})  # kept in every metric point, whatever `fields` says
+
+
 @dataclass
 class Subscription:
-    """What one client wants: snapshots at most `hz` a second, and metrics."""
+    """What one client wants: snapshots at most `hz` a second, and metrics (only the names in
+    `fields` of each point, when set; at most `metrics_hz` messages a second, when set)."""
 
     snapshots: bool = True
     hz: float = 10.0
     metrics: bool = True
     detail: str = "full"  # "boundary": only the main view (a tile on the wall or a sweep)
+    fields: frozenset[str] | None = None  # None: every metric of a point
+    metrics_hz: float | None = None  # None: 1 / METRICS_INTERVAL
+    max_points: int | None = None  # None: every point that came since the last message
 
     def as_dict(self) -> dict:
-        return {"snapshots": self.snapshots, "hz": self.hz, "metrics": self.metrics,
-                "detail": self.detail}
+        """The subscription as replies show it; `fields`, `metrics_hz` and `max_points` only
+        once set."""
+        shown = {"snapshots": self.snapshots, "hz": self.hz, "metrics": self.metrics,
+                 "detail": self.detail}
+        if self.fields is not None:
+            shown["fields"] = sorted(self.fields)
+        if self.metrics_hz is not None:
+            shown["metrics_hz"] = self.metrics_hz
+        if self.max_points is not None:
+            shown["max_points"] = self.max_points
+        return shown
+
+    def shape(self, points: list[dict]) -> list[dict]:
+        """The points of one metrics message as this client asked for them: at most
+        `max_points`, evenly spread over the epochs they cover (the newest always in), each
+        with only the names in `fields`."""
+        m = self.max_points
+        if m is not None and len(points) > m:
+            last = len(points) - 1
+            points = [points[last - (m - 1 - i) * last // max(1, m - 1)] for i in range(m)] \
+                if m > 1 else points[-1:]
+        if self.fields is not None:
+            keep = self.fields
+            points = [{k: v for k, v in p.items() if k in keep} for p in points]
+        return points
+
+    def metrics_interval(self) -> float:
+        """Seconds between two metrics messages to this client."""
+        return METRICS_INTERVAL if self.metrics_hz is None else 1.0 / self.metrics_hz
+
+
+def metric_fields(value: object) -> frozenset[str] | None:
+    """A subscription's `fields` (null, or a list of at most MAX_FIELDS metric names of 1-64
+    characters); raises ValueError with the sentence for the client."""
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) > MAX_FIELDS
+            or not all(isinstance(v, str) and 0 < len(v) <= 64 for v in value)):
+        raise ValueError(f"fields must be null or a list of at most {MAX_FIELDS} metric names "
+                         "(strings of 1 to 64 characters)")
+    return frozenset(value) | ALWAYS_SENT
+
+
+def points_cap(value: object) -> int | None:
+    """A subscription's `max_points` (null, or a whole number from 1 to MAX_PENDING_POINTS);
+    raises ValueError with the sentence for the client."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not \
+            1 <= value <= MAX_PENDING_POINTS:
+        raise ValueError(f"max_points must be null or a whole number from 1 to "
+                         f"{MAX_PENDING_POINTS}")
+    return value
+
+
+def metrics_rate(value: object) -> float | None:
+    """A subscription's `metrics_hz` (null: the default, or a number above 0, lowered to
+    1 / METRICS_INTERVAL); raises ValueError with the sentence for the client."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError("metrics_hz must be null or a number above 0")
+    return float(min(value, 1.0 / METRICS_INTERVAL))
 
 
 class ClientGone(Exception):
@@ -103,19 +174,26 @@ class Channel:
     def push_points(self, points: list[dict]) -> None:
         if not self.subscription.metrics:
             return
-        fresh = [p for p in points if p.get("epoch", float("inf")) > self.min_epoch]
+        if points and points[0].get("epoch", float("inf")) > self.min_epoch:
+            fresh = points  # in epoch order: all are new (no copy per client and event)
+        else:
+            fresh = [p for p in points if p.get("epoch", float("inf")) > self.min_epoch]
         if not fresh:
             return
+        waiting = bool(self.points)
         self.points.extend(fresh)
         if len(self.points) > MAX_PENDING_POINTS:
             del self.points[: len(self.points) - MAX_PENDING_POINTS]
-        self.wake.set()
+        if not waiting:  # else the pump knows already when the next message goes
+            self.wake.set()
 
     def push_frame(self, frame: bytes) -> None:
         if not self.subscription.snapshots:
             return
-        if self.slot is not None:
+        if self.slot is not None:  # the pump knows already when this one may go
             self.frames_dropped += 1
+            self.slot = frame
+            return
         self.slot = frame
         self.wake.set()
 
@@ -152,9 +230,9 @@ class Channel:
                 await send_text(json.dumps(notice))
                 sent = True
             if self.points:
-                wait = self.metrics_at + METRICS_INTERVAL - now
+                wait = self.metrics_at + self.subscription.metrics_interval() - now
                 if wait <= 0:
-                    points, self.points = self.points, []
+                    points, self.points = self.subscription.shape(self.points), []
                     await send_text(json.dumps(
                         {"type": "metrics", "job_id": self.job_id, "points": points},
                         default=_json_default))

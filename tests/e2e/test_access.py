@@ -231,7 +231,9 @@ def test_palette_switch_by_keyboard_repaints_the_boundary(playground, context):
 # ---- the boundary and the top bar --------------------------------------------------------------
 
 def test_boundary_resolution_axes_legend_discretize_and_links(playground):
-    page = playground()
+    # A small learning rate: the run is paused within a second, which is thousands of epochs
+    # for a family; the boundary must still be soft for the discretize check below.
+    page = playground("learning_rate=0.0001")
     play_until_epoch(page, 2)
     wait_until(lambda: page.evaluate("window.__frameStats.count") >= 2, 20, "snapshots")
     before = weights(page)

@@ -160,10 +160,11 @@ def test_a_model_without_a_copy_in_memory_rewinds_to_its_checkpoint_and_replays(
     statuses = []
 
     class Loop:
-        def call_soon_threadsafe(self, fn, event):
-            statuses.append(event) if event.type == "status" else None
+        def call_soon_threadsafe(self, fn, *args):
+            fn(*args)
 
-    engine.start(Loop(), lambda event: None)
+    engine.start(Loop(), lambda event: statuses.append(event) if event.type == "status"
+                 else None)
     try:
         raw = plane_spec(epochs=40)
         raw["training"]["optimizer"]["name"] = "momentum"

@@ -215,7 +215,12 @@ def test_a_frozen_client_does_not_stall_a_healthy_one(server, jobs):
 
 
 def test_reconnect_gets_the_full_history_then_continues(server, jobs):
-    job_id, _ = jobs()
+    # Epochs of 1,000 one-sample batches: a family trains the small default job so fast
+    # (tens of thousands of epochs a second) that a client's waiting points would pass
+    # MAX_PENDING_POINTS between two messages, and the oldest would be dropped.
+    spec = job_spec(batch_size=1)
+    spec["dataset"]["params"]["samples"] = 2000
+    job_id, _ = jobs(spec)
 
     async def main():
         async with connect(server, job_id) as ws:

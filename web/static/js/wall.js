@@ -20,7 +20,11 @@ import { Board } from "./views/wall_board.js";
 
 const POLL_MS = 2000;
 const BOARD_MS = 5000;
-const TILE_HZ = 8; // asked per tile: the engine's frame budget decides what comes (>= 5 measured)
+// Asked per tile: the engine's frame budget decides what comes (8-9 a second measured with 30
+// tiles on 2 cores). 10 is the rate of a family's turns (server.engine.scheduler ROTATION_S):
+// frames then come at the end of whole slices; 8 cut every other slice short, and cost
+// training more than the frames themselves (bench/wall_bench.py).
+const TILE_HZ = 10;
 const SPOT_HZ = 15;
 const GAP = 8; // px between tiles (wall.css)
 const CAPTION = 52; // px under a tile's picture: name, numbers, sparkline (wall.css)

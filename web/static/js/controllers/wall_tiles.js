@@ -9,8 +9,16 @@
  *   replaces the old one: the old stream closes, the new one opens.
  * - `Painter`: one animation-frame loop for all tiles. A snapshot only marks its tile; the loop
  *   draws the newest frame of each marked tile and then acknowledges it, so the server sends
- *   the next one only once the last is on the screen (never a queue of old frames), and the
- *   numbers and curves are redrawn at most once per screen refresh.
+ *   the next one only once the last is on the screen (never a queue of old frames). News
+ *   without a picture (metrics, a status) waits for the next snapshot's paint, or SLOW_MS at
+ *   most: the page repaints about as often as pictures come, not once per message.
+ *
+ * What a tile costs the server (issue 14: thirty tiles must not slow training): it subscribes
+ * to the `tile` detail (the decision boundary only, on a 50 x 50 grid; `boundary`, 100 x 100,
+ * in the spotlight) and to lighter metrics (TILE_METRICS:
+ * only the fields a tile shows, a few points a message, two messages a second; the spotlight
+ * asks for every point while it is open). The numbers under a tile touch the DOM only when
+ * their text changes, and its loss strip draws at most one point per pixel column.
  *
  * Counts for the benchmark and tests: `Tile.frames` (snapshots drawn) and `Tile.updates`
  * (redraws of any kind), read through window.__wallStats (wall.js).
@@ -25,6 +33,16 @@ export const TILE_SIZE = 200; // canvas pixels of a tile's main view at least (C
 const MAX_CANVAS = 640; // ... and at most (one or two tiles on a large screen)
 const MAX_POINTS = 2000; // metric records a tile keeps (older ones are thinned)
 const SPARK_MS = 400; // a tile's loss curve is redrawn at most this often
+const SLOW_MS = 250; // news without a picture is painted within this many ms
+/** The metrics a tile's stream asks for (server.stream.hub Subscription): the fields the tile
+ * and the spotlight show, at most `max_points` points per message, `metrics_hz` a second. */
+export const TILE_METRICS = {
+  fields: ["train_loss", "test_loss", "train_accuracy", "test_accuracy", "test_r2"],
+  metrics_hz: 2, max_points: 8,
+};
+/** ... and while the tile is in the spotlight: every point, ten messages a second (the
+ * spotlight's chart shows the loss by epoch). */
+const SPOT_METRICS = { metrics_hz: 10, max_points: null };
 
 /** Statuses of a run that is training or may train again soon. */
 const ACTIVE = new Set(["running", "queued"]);
@@ -71,15 +89,29 @@ export function metricOf(record, task) {
     "wall.metric.accuracy_long"];
 }
 
-/** The one animation-frame loop that draws every tile (and the spotlight) that has news. */
+/** The one animation-frame loop that draws every tile (and the spotlight) that has news: a
+ * new picture at the next screen refresh, other news (`urgent` false) within SLOW_MS. */
 export class Painter {
   constructor() {
     this.dirty = new Set();
-    this.scheduled = false;
+    this.scheduled = false; // an animation frame is asked for
+    this.timer = null; // ... or will be, SLOW_MS after the last paint
+    this.paintedAt = -Infinity;
   }
 
-  mark(tile) {
+  mark(tile, urgent = false) {
     this.dirty.add(tile);
+    if (this.scheduled) return;
+    if (!urgent) {
+      this.timer ??= setTimeout(() => this.soon(), Math.max(0, this.paintedAt + SLOW_MS - performance.now()));
+      return;
+    }
+    this.soon();
+  }
+
+  soon() {
+    clearTimeout(this.timer);
+    this.timer = null;
     if (this.scheduled) return;
     this.scheduled = true;
     requestAnimationFrame(() => this.paint());
@@ -87,6 +119,7 @@ export class Painter {
 
   paint() {
     this.scheduled = false;
+    this.paintedAt = performance.now();
     const tiles = [...this.dirty];
     this.dirty.clear();
     for (const tile of tiles) tile.paint();
@@ -111,6 +144,7 @@ export class Tile {
     this.updates = 0;
     this.curveAt = -Infinity; // when the loss curve was drawn last (performance.now())
     this.curveTimer = null;
+    this.shown = ""; // the numbers' text now under the picture (written only when it changes)
     this.spotlight = null; // {view: OutputView, onPoints(added)} while this tile is enlarged
     this.el = document.createElement("article");
     this.el.className = "tile";
@@ -169,10 +203,27 @@ export class Tile {
       hello: (msg) => this.receiveHello(msg),
       metrics: (added) => this.receivePoints(added),
       status: (msg) => this.setStatus(msg.status),
-      snapshot: (frame) => { this.frame = frame; this.mark(); },
+      snapshot: (frame) => { this.frame = frame; this.mark(true); },
       connection: (state) => this.el.classList.toggle("lost", state !== "open"),
-    }, { subscribe: { hz: this.spotlight ? this.spotHz : this.hz, detail: "boundary" } });
+    }, { subscribe: this.subscription() });
     this.stream.connect();
+  }
+
+  /** What the tile's stream asks for now (sent again whenever the socket reopens). */
+  subscription() {
+    // A tile's picture is small: the boundary on the coarser "tile" grid (50 x 50, a quarter
+    // of the server's work); enlarged, the full 100 x 100 boundary.
+    const asked = { hz: this.spotlight ? this.spotHz : this.hz, detail: this.spotlight ? "boundary" : "tile",
+      ...TILE_METRICS, ...(this.spotlight ? SPOT_METRICS : {}) };
+    if (this.hello && !this.isPoints()) asked.snapshots = false; // the loss curve needs no pictures
+    return asked;
+  }
+
+  /** Send the subscription now, and keep it for the next time the socket opens. */
+  resubscribe() {
+    if (!this.stream) return;
+    this.stream.subscribeOnOpen = this.subscription();
+    this.stream.subscribe(this.stream.subscribeOnOpen);
   }
 
   receiveHello(msg) {
@@ -181,7 +232,7 @@ export class Tile {
     if (this.isPoints()) {
       this.output.setData(msg.data || {}, { task: msg.task, numClasses: msg.num_classes });
     } else {
-      this.stream.subscribe({ snapshots: false }); // the loss curve needs no pictures
+      this.resubscribe(); // without snapshots: the loss curve needs no pictures
     }
     this.el.classList.toggle("curve", !this.isPoints());
     this.setStatus(msg.status?.status);
@@ -206,7 +257,7 @@ export class Tile {
 
   isPoints() { return this.hello?.kind === "points2d"; }
 
-  mark() { this.painter.mark(this); }
+  mark(urgent = false) { this.painter.mark(this, urgent); }
 
   /** Draw what came since the last paint (the Painter calls it once per screen refresh). */
   paint() {
@@ -238,12 +289,19 @@ export class Tile {
       return;
     }
     this.curveAt = performance.now();
-    if (this.hello && !this.isPoints()) drawSparkline(this.canvas, this.points, t("teacher.no_epoch"));
-    else drawSparkline(this.spark, this.points, "");
+    const onMain = this.hello && !this.isPoints();
+    const canvas = onMain ? this.canvas : this.spark;
+    // One point per pixel column at most: more cannot be seen, and cost time on every redraw.
+    const every = Math.ceil(this.points.length / Math.max(1, canvas.width));
+    const points = every > 1 ? this.points.filter((_, i) => (this.points.length - 1 - i) % every === 0) : this.points;
+    drawSparkline(canvas, points, onMain ? t("teacher.no_epoch") : "");
   }
 
   /** The loss and the metric under the picture, each with its label (hidden on small tiles). */
   numbers(loss, metricKey, metric) {
+    const shown = `${loss}|${metricKey}|${metric}`;
+    if (shown === this.shown) return; // no DOM write, no layout: most paints change nothing here
+    this.shown = shown;
     const put = (selector, label, value) => {
       const el = this.el.querySelector(selector);
       if (label === null) { el.replaceChildren(); return; }
@@ -289,13 +347,13 @@ export class Tile {
   enlarge(spot, hz) {
     this.spotlight = spot;
     this.spotHz = hz;
-    if (this.isPoints() || !this.hello) this.stream?.subscribe({ hz });
+    this.resubscribe();
     if (this.lastFrame) spot.view.draw(this.lastFrame);
   }
 
   shrink() {
     this.spotlight = null;
-    if (this.isPoints() || !this.hello) this.stream?.subscribe({ hz: this.hz });
+    this.resubscribe();
   }
 
   close() {
