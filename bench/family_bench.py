@@ -301,7 +301,12 @@ def main() -> None:
     small, large, mixed_n = (8, 16, 10) if args.quick else (30, 100, 30)
     warm = 0.5 if args.quick else 1.0
     torch.set_num_threads(1)
-    print(f"family bench: {args.device}, 1 torch thread, {seconds:g} s per case, seed {args.seed}"
+    # A class's server is the machine's whole job: the C kernels get every core (the default
+    # leaves one for a browser on the same machine).
+    os.environ.setdefault("PLAYGROUND_FAMILY_THREADS", str(os.cpu_count() or 1))
+    print(f"family bench: {args.device}, 1 torch thread, C kernels "
+          f"{os.environ['PLAYGROUND_FAMILY_THREADS']} thread(s), {seconds:g} s per case, "
+          f"seed {args.seed}"
           f"{', QUICK (smaller classes than the targets name)' if args.quick else ''}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:

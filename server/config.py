@@ -93,6 +93,18 @@ class Settings(BaseModel):
         True, description="Train jobs whose models can run as one tensor program together "
         "(a family); false: every job alone, in its own time slices."
     )
+    family_kernel: Literal["auto", "off"] = Field(
+        "auto", description="auto: on the CPU a family's steps run in C kernels built with the "
+        "machine's C compiler (cached); off: the torch path (what a machine without one gets)."
+    )
+    family_threads: int | None = Field(
+        None, ge=1, le=16, description="Threads the C kernels split a family between; null: "
+        "the cores but one (at most 4), leaving one for the event loop and a browser."
+    )
+    kernel_cache: Path | None = Field(
+        None, description="Where the built C kernels are kept; null: "
+        "~/.cache/nn-playground/kernels."
+    )
     checkpoint_seconds: float = Field(
         10.0, gt=0, description="Checkpoint a running job this often."
     )

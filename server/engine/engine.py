@@ -84,6 +84,7 @@ class Engine:
         self.store = store
         self.datasets = datasets
         self.device = pick_device(settings.device)
+        kernel.configure(settings)  # the families' C kernels: on or off, threads, cache
         self._worker = Worker(f"engine-{self.device}")
         self._scheduler = Scheduler(settings.time_slice_ms, settings.max_running_jobs)
         self._table = JobTable(settings, store, self._scheduler,

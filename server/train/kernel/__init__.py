@@ -35,20 +35,36 @@ FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=gnu11", "-pthread",
 
 _lock = threading.Lock()
 _loaded: list = []  # [library or None] once tried
+_configured: dict = {}  # what the server's settings said (`configure`), over the environment
+
+
+def configure(settings) -> None:
+    """Take the server's settings (family_kernel, family_threads, kernel_cache); the engine
+    calls this. Only what differs from the defaults is kept, so that the environment still
+    rules a process that never configured (tests, benches)."""
+    if getattr(settings, "family_kernel", "auto") == "off":
+        _configured["off"] = True
+    if getattr(settings, "family_threads", None):
+        _configured["threads"] = int(settings.family_threads)
+    if getattr(settings, "kernel_cache", None):
+        _configured["cache"] = str(settings.kernel_cache)
 
 
 def enabled() -> bool:
-    return os.environ.get("PLAYGROUND_FAMILY_KERNEL", "auto").lower() not in (
-        "off", "0", "false", "no")
+    return not _configured.get("off") and os.environ.get(
+        "PLAYGROUND_FAMILY_KERNEL", "auto").lower() not in ("off", "0", "false", "no")
 
 
 def threads() -> int:
-    """Threads the C steps may use: `PLAYGROUND_FAMILY_THREADS`, else every core (at most 4)."""
+    """Threads the C steps may use: the setting (`PLAYGROUND_FAMILY_THREADS`), else the cores
+    but one, at most 4 (one is left for the event loop and a browser on the same machine)."""
+    if "threads" in _configured:
+        return _configured["threads"]
     raw = os.environ.get("PLAYGROUND_FAMILY_THREADS", "")
     try:
         return max(1, min(16, int(raw)))
     except ValueError:
-        return max(1, min(4, os.cpu_count() or 1))
+        return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 def library() -> ctypes.CDLL | None:
@@ -79,7 +95,7 @@ def _cpu() -> str:
 
 
 def _cache_dir() -> Path:
-    configured = os.environ.get("PLAYGROUND_KERNEL_CACHE")
+    configured = _configured.get("cache") or os.environ.get("PLAYGROUND_KERNEL_CACHE")
     if configured:
         return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

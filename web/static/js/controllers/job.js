@@ -145,7 +145,13 @@ function connect(job) {
       if (frame.header.health !== undefined) onHealth(frame.header.health); // rewind.js
       job.stream?.ack();
     },
-    error: (msg) => { if (job === session.job) showError("play", msg.message); },
+    error: (msg) => {
+      if (job !== session.job) return;
+      // A pause or stop that came just after the run ended (a family spends a small budget in
+      // milliseconds): the status already says how it ended; the server's sentence adds nothing.
+      if (msg.request === "control" && ENDED.includes(job.status)) return;
+      showError("play", msg.message);
+    },
   });
   job.stream.connect();
 }
@@ -180,6 +186,8 @@ export async function step() {
   await control("step", $("step-batch").checked ? "batch" : "epoch");
 }
 
+const ENDED = ["completed", "stopped", "failed"];
+
 async function control(action, unit) {
   const job = session.job;
   if (!job) return;
@@ -196,6 +204,15 @@ async function control(action, unit) {
       setStatus(result.status, result.epoch ?? result.progress?.epoch);
     }
   } catch (err) {
+    if (err.status === 409 && (action === "pause" || action === "stop")) {
+      // The run ended before the pause came (a family spends a small budget in
+      // milliseconds): show how it ended, not the server's sentence.
+      const info = await api.getJob(job.id, job.token).catch(() => null);
+      if (info && job === session.job && ENDED.includes(info.status)) {
+        setStatus(info.status, info.progress?.epoch);
+        return;
+      }
+    }
     showApiError(err, "play");
   }
 }
