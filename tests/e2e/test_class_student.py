@@ -75,7 +75,9 @@ def test_reload_and_close_keep_the_students_jobs(browser, room):
         page.reload()
         page.wait_for_selector("body.ready", timeout=20_000)
         wait_until(lambda: (job(page) or {}).get("id") == mine, 10, "the job re-attached")
-        wait_until(lambda: chart_length(page) >= points, 15, "its curves again")
+        # the stream's hello carries at most 1,000 points, evenly spread (a family trains
+        # thousands of epochs before the reload): the whole curve at that resolution
+        wait_until(lambda: chart_length(page) >= min(points, 500), 15, "its curves again")
         assert mine in class_jobs(room, teacher)
 
         page.close()  # the end of the lesson: the tab is closed
