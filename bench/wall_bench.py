@@ -8,10 +8,11 @@ in, then alternates phases of `--seconds` each: no wall / wall open / no wall / 
   browser  the real page /teacher/wall in headless Chromium (Playwright, /usr/bin/chromium) at
            1920x1080 on this same machine: frames drawn per tile from window.__wallStats. The
            browser's own drawing competes with the server for this machine's cores.
-  sockets  30 websocket clients in this process speaking the wall's protocol (the page's
-           subscription: boundary frames at the wall's rate, the lighter metrics of
-           WALL_METRICS; ack each snapshot at once): the server's share of the cost alone, as
-           when the projector's computer is not the server.
+  sockets  the wall's one multi-job stream (/api/streams) from this process, speaking the
+           page's protocol (every tile's job in one subscription: tile frames at the wall's
+           rate in one bundle per tick, the lighter metrics of WALL_METRICS; each bundle
+           acknowledged at once): the server's share of the cost alone, as when the
+           projector's computer is not the server.
 
 Prints, per kind: snapshots a second per tile (min / median / mean / max over the 30 tiles),
 the 30 jobs' training steps a second without and with the wall, and their ratio; then where
@@ -34,6 +35,7 @@ import asyncio
 import json
 import os
 import statistics
+import struct
 import sys
 import tempfile
 import threading
@@ -168,7 +170,9 @@ class BrowserWall:
 
 
 class SocketWall:
-    """30 streams at the wall's rate in a background event loop, each acking every frame."""
+    """The wall's one stream (/api/streams, as the page opens it) in a background event loop:
+    every tile's job in one subscription; each bundle of frames is counted per job and
+    acknowledged at once."""
 
     def __init__(self, url: str, teacher: str, hz: float, jobs: list[str]) -> None:
         self.ws_url = url.replace("http://", "ws://")
@@ -178,22 +182,27 @@ class SocketWall:
         self.stop: asyncio.Event | None = None
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.tasks: list = []
+        self.task = None
 
-    async def _follow(self, job_id: str) -> None:
-        url = f"{self.ws_url}/api/jobs/{job_id}/stream?token={self.teacher}"
-        while not self.stop.is_set():  # reconnect as the page does (a 4429 on a busy second)
+    async def _follow(self) -> None:
+        from server.stream.wire import decode_bundle
+
+        url = f"{self.ws_url}/api/streams?token={self.teacher}"
+        while not self.stop.is_set():  # reconnect as the page does
             try:
-                async with websockets.connect(url, max_size=2**24) as ws:
-                    await ws.send(json.dumps({"type": "subscribe", "hz": self.hz,
-                                              **WALL_METRICS}))
+                async with websockets.connect(url, max_size=2**26) as ws:
+                    await ws.send(json.dumps({"type": "subscribe", "jobs": self.jobs,
+                                              "hz": self.hz, **WALL_METRICS}))
                     while not self.stop.is_set():
                         try:
                             message = await asyncio.wait_for(ws.recv(), 0.5)
                         except TimeoutError:
                             continue
                         if isinstance(message, bytes):
-                            self.counts[job_id] = self.counts.get(job_id, 0) + 1
+                            for frame in decode_bundle(message):
+                                (n,) = struct.unpack_from("<I", frame, 0)
+                                job = json.loads(frame[4:4 + n])["job_id"]
+                                self.counts[job] = self.counts.get(job, 0) + 1
                             await ws.send('{"type": "ack"}')
             except (OSError, websockets.ConnectionClosed) as exc:
                 self.errors.append(repr(exc)[:120])
@@ -202,13 +211,12 @@ class SocketWall:
     def open(self) -> None:
         self.counts, self.errors = {}, []
         self.stop = asyncio.Event()
-        self.tasks = [asyncio.run_coroutine_threadsafe(self._follow(j), self.loop)
-                      for j in self.jobs]
+        self.task = asyncio.run_coroutine_threadsafe(self._follow(), self.loop)
         deadline = time.monotonic() + 30
         while len(self.counts) < len(self.jobs) and time.monotonic() < deadline:
             time.sleep(0.2)
         if len(self.counts) < len(self.jobs):
-            print(f"  (only {len(self.counts)} of {len(self.jobs)} streams had a frame after "
+            print(f"  (only {len(self.counts)} of {len(self.jobs)} tiles had a frame after "
                   f"30 s; counting anyway; errors: {self.errors[:3]})")
 
     def frames(self) -> dict[str, int]:
@@ -216,9 +224,8 @@ class SocketWall:
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.stop.set)
-        for task in self.tasks:
-            task.result(timeout=30)
-        self.tasks = []
+        self.task.result(timeout=30)
+        self.task = None
 
     def quit(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -172,6 +172,11 @@ class Settings(BaseModel):
         10, ge=1,
         description="Past history_detail_epochs, store confusion matrices every Nth epoch.",
     )
+    history_full_epochs: int = Field(
+        10_000, ge=0, description="Epochs of a run whose every record is stored; past them one "
+        "epoch in 10 is stored, past 10 times as many one in 100, and so on (a class's fast "
+        "runs would otherwise write gigabytes an hour). 0: every epoch, always.",
+    )
     max_concurrent_exports: int = Field(
         2, ge=1, le=16, description="Model downloads converted at once (in worker processes)."
     )

@@ -12,7 +12,7 @@ fsyncs the WAL, copies it into the database file and fsyncs that. So a power cut
 the commits of the last `interval` (1 s). A PASSIVE checkpoint never blocks a writer; it costs
 two fsyncs a second while jobs train and nothing while the server is idle.
 
-Checkpoint files (store.write_atomic) fsync on their own and are not concerned.
+Checkpoint files (checkpoint_files.write_atomic) fsync on their own and are not concerned.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from server.api import (
     pages,
     prometheus,
     stream,
+    streams,
 )
 from server.api import sweeps as sweeps_api
 from server.api import timeline as timeline_api
@@ -75,8 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     disk.install(app)  # a write refused for want of space: 507, not 500 (H5)
-    for module in (catalog, datasets, models, jobs, stream, classroom, imports, compare,
-                   inspect):
+    for module in (catalog, datasets, models, jobs, stream, streams, classroom, imports,
+                   compare, inspect):
         app.include_router(module.router, prefix="/api")
     app.include_router(sweeps_api.router, prefix="/api")  # issue 14
     app.include_router(timeline_api.router, prefix="/api")  # issue 16: the timeline

@@ -1,18 +1,19 @@
 """Store: jobs and their metric history in SQLite (WAL), checkpoints as safetensors files.
 
 What is here: the `jobs` table (one row per job: token, owner, spec, status, progress, latest
-metrics, timestamps), the `metrics` table (one row per job per epoch; the primary key
-`(job_id, epoch)` makes a replayed epoch replace its row, never duplicate it), and checkpoint
-files written atomically (temp file in the same folder, fsync, rename, fsync the folder), so a
-`kill -9` at any moment leaves either the old file or the new one, never half of one.
+metrics, timestamps) and the `metrics` table (one row per job per epoch; the primary key
+`(job_id, epoch)` makes a replayed epoch replace its row, never duplicate it). Checkpoint files
+(one safetensors file per job, written atomically: a `kill -9` at any moment leaves the old
+file or the new one, never half of one) are the store's `CheckpointFiles` part
+(server/checkpoint_files.py); the JSON text it writes comes from server/json_text.py.
 
 What is not here: what a checkpoint holds (the trainer's `state_tensors`/`state_meta`) and when
-one is written (the engine). Checkpoints are read with safetensors only: nothing is unpickled.
+one is written (the engine).
 
 Thread-safe: every thread gets its own SQLite connection (the engine thread writes with its own;
 the API threads read with theirs); SQLite's WAL lets readers run beside the one writer.
 
-Why it is one module of about 500 lines: every SQL statement sits beside the schema it relies
+Why it is one module of about 450 lines: every SQL statement sits beside the schema it relies
 on and inside the transaction rules above (the job limits are checked in the same transaction
 that inserts the job); split, a reader would have to hold two files to check one statement.
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
 import threading
 import time
@@ -29,19 +29,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save
-
+from server.checkpoint_files import CheckpointFiles
 from server.durability import WalFlusher
+from server.json_text import dumps as _dumps
 
-try:
-    import orjson
-except ImportError:  # an install without it: the standard library, slower
-    orjson = None
-_ORJSON = (orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY) if orjson is not None else 0
-
-CHECKPOINT_FORMAT = "playground-checkpoint-1"
 ACTIVE_STATUSES = ("queued", "running")
 STATUSES = ("queued", "running", "paused", "completed", "stopped", "failed")
 
@@ -108,48 +99,11 @@ def quota_message(column: str, value: str, n: int, limit: int, active_only: bool
             "delete old runs you no longer need to make room.")
 
 
-def finite(value: Any) -> Any:
-    """`value` with every NaN or infinite float replaced by None, so that JSON stays valid."""
-    kind = type(value)
-    if kind is int or kind is str or value is None:
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):  # a metric record: mostly floats and ints, inlined for speed
-        out = {}
-        for k, v in value.items():
-            t = type(v)
-            if t is float:
-                out[k] = v if v - v == 0.0 else None  # inf - inf and NaN - NaN are NaN
-            elif t is int or t is str or v is None:
-                out[k] = v
-            else:
-                out[k] = finite(v)
-        return out
-    if isinstance(value, list | tuple):
-        if all(type(v) is int for v in value):  # a confusion matrix row: nothing to do
-            return list(value)
-        return [finite(v) for v in value]
-    return value
-
-
-def _dumps(value: Any) -> str:
-    """`value` as JSON text with every NaN or infinite float as null: orjson's own rule (five
-    times faster than the standard library on a metric record, which a busy class writes
-    thousands of times a second); a type orjson does not take gets the standard library."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(value, option=_ORJSON).decode()
-        except TypeError:
-            pass
-    return json.dumps(finite(value), allow_nan=False, separators=(",", ":"))
-
-
 def new_job_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-class Store:
+class Store(CheckpointFiles):
     """SQLite jobs and metric history at `path`; checkpoints in `path.parent / "checkpoints"`."""
 
     def __init__(self, path: Path) -> None:
@@ -467,55 +421,6 @@ class Store:
 
     # -- checkpoints ------------------------------------------------------------------------
 
-    def checkpoint_path(self, job_id: str) -> Path:
-        return self.checkpoint_dir / f"{job_id}.safetensors"
-
-    def save_checkpoint(self, job_id: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """Write the checkpoint atomically: a crash at any moment leaves the old file or the
-        new one. `meta` (JSON) travels in the safetensors header."""
-        data = save(
-            {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()},
-            metadata={"format": CHECKPOINT_FORMAT, "meta": _dumps(meta)},
-        )
-        write_atomic(self.checkpoint_path(job_id), data)
-
-    def load_checkpoint(self, job_id: str) -> tuple[dict[str, torch.Tensor], dict] | None:
-        """(tensors, meta) of the job's checkpoint, or None when it has none or it is
-        unreadable."""
-        path = self.checkpoint_path(job_id)
-        if not path.exists():
-            return None
-        try:
-            tensors = load_file(path)
-            with safe_open(path, framework="pt") as f:
-                header = f.metadata() or {}
-            if header.get("format") != CHECKPOINT_FORMAT:
-                return None
-            return tensors, json.loads(header.get("meta", "{}"))
-        except Exception:  # a damaged file is no checkpoint; the job starts over
-            return None
-
-    def checkpoint_meta(self, job_id: str) -> dict | None:
-        """The meta of the job's checkpoint, read from the header only (cheap)."""
-        path = self.checkpoint_path(job_id)
-        if not path.exists():
-            return None
-        try:
-            with safe_open(path, framework="pt") as f:
-                header = f.metadata() or {}
-            if header.get("format") != CHECKPOINT_FORMAT:
-                return None
-            return json.loads(header.get("meta", "{}"))
-        except Exception:
-            return None
-
-    def delete_checkpoint(self, job_id: str) -> None:
-        self.checkpoint_path(job_id).unlink(missing_ok=True)
-
-    def _remove_stale_temp_files(self) -> None:
-        for tmp in self.checkpoint_dir.glob(".*.tmp*"):
-            tmp.unlink(missing_ok=True)
-
 
 def _rollback(conn: sqlite3.Connection) -> None:
     """Roll back what is left of a transaction (H5): SQLite has already rolled it back after
@@ -525,23 +430,3 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves the old content or the new, never a mix:
-    temp file in the same folder, fsync, rename over, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

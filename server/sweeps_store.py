@@ -16,7 +16,8 @@ import json
 import time
 import uuid
 
-from server.store import Store, _dumps, _rollback
+from server.json_text import dumps as _dumps
+from server.store import Store, _rollback
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (

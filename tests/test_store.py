@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from server import store as store_module
+from server import checkpoint_files
 from server.store import LimitReached, Store
 
 
@@ -101,7 +101,7 @@ def test_crash_between_temp_write_and_rename_keeps_the_old_checkpoint(store, mon
     def crash(*_args):
         raise KeyboardInterrupt("killed between write and rename")
 
-    monkeypatch.setattr(store_module.os, "replace", crash)
+    monkeypatch.setattr(checkpoint_files.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         store.save_checkpoint(job["id"], {"w": torch.full((2,), 2.0)}, {"v": 2})
     monkeypatch.undo()

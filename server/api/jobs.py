@@ -38,10 +38,11 @@ from server.challenges import routes as challenges
 from server.config import Settings
 from server.data.ownership import EVERYONE, Viewer
 from server.export import FORMATS, ExportError
+from server.json_text import finite
 from server.spec.errors import SpecError
 from server.spec.job import JobPatch, JobSpec
 from server.spec.vocabulary import ControlAction
-from server.store import SERVER_FULL, LimitReached, finite
+from server.store import SERVER_FULL, LimitReached
 
 router = APIRouter(tags=["jobs"])
 

@@ -7,6 +7,8 @@ ends: the channel's pump (server to client, paced, one frame per ack) and the re
 messages: ack, control, set, subscribe, edit_weight). A bad message gets an `error` frame; the
 socket stays, unless the client breaks the limits of `server.stream.limits` (a message too
 big: 1009; too many refused messages: 1008). Hello's history is downsampled (`server.api.hello`).
+The multi-job stream (server/api/streams.py) reuses the connect check (`_refused_connect`),
+`_authorize`, `_hello`, `_subscription`, the reader (`_read_client`) and `_serve`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import math
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
@@ -26,15 +29,7 @@ from server.api.errors import ERRORS, close_for
 from server.api.inspect import WeightEdit
 from server.spec.job import JobPatch
 from server.spec.vocabulary import CONTROL_ACTIONS
-from server.stream.hub import (
-    CLOSE_TIMEOUT,
-    ClientGone,
-    Subscription,
-    frame_layout,
-    metric_fields,
-    metrics_rate,
-    points_cap,
-)
+from server.stream.hub import CLOSE_TIMEOUT, ClientGone, frame_layout
 from server.stream.limits import (
     CLOSE_TOO_MANY,
     ECHO_CHARS,
@@ -48,6 +43,7 @@ from server.stream.limits import (
     parse,
     shorten,
 )
+from server.stream.subscription import Subscription, metric_fields, metrics_rate, points_cap
 
 router = APIRouter()
 
@@ -85,11 +81,7 @@ async def stream(websocket: WebSocket, job_id: str, token: str | None = None) ->
     settings, store, engine, hub = state.settings, state.store, state.engine, state.hub
     await websocket.accept()
     token = token or bearer_token(websocket)  # or the class cookie (classroom)
-    wait = _connects(state).take(_client_key(websocket, settings, token))
-    if wait > 0:  # a client reconnecting in a loop: slowed down before any work is done
-        await asyncio.sleep(min(wait, REFUSED_PAUSE))
-        await _close(websocket, CLOSE_TOO_MANY, "Too many new streams a second; wait "
-                     f"{max(1, math.ceil(wait))} s and reconnect")
+    if await _refused_connect(websocket, state, token):
         return
     job, denied = await asyncio.to_thread(_authorize, store, settings, job_id, token)
     if job is None:
@@ -108,35 +100,55 @@ async def stream(websocket: WebSocket, job_id: str, token: str | None = None) ->
         limit = _ResumeLimit(store, settings, token)
         reader = asyncio.create_task(_read(websocket, engine, hub, channel, limit,
                                            ClientLimits(settings)))
-        done: set = set()
-        while not done:
-            # The pump may be stuck in a send to a client that reads nothing: watch it from here.
-            done, pending = await asyncio.wait({pump, reader}, timeout=WATCHDOG_SECONDS,
-                                               return_when=asyncio.FIRST_COMPLETED)
-            if not done and channel.overdue():
-                channel.close(CLOSE_TIMEOUT, channel.timeout_reason())
-                pump.cancel()
-                await asyncio.wait({pump}, timeout=2.0)
-                pump_gone = asyncio.get_running_loop().create_future()
-                pump_gone.set_exception(ClientGone(CLOSE_TIMEOUT, channel.timeout_reason()))
-                done, pending = {pump_gone}, {reader}
-        channel.close(1000, "Closed")  # a pump still running stops at its next turn too
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=2.0)
-        for task in done:
-            exc = task.exception()
-            if isinstance(exc, ClientGone):
-                await _close(websocket, exc.code, exc.reason)
-            elif exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
-                await _close(websocket, 1011, "Internal error")
-                raise exc
+        await _serve(websocket, channel, pump, reader)
     except WebSocketDisconnect:
         pass
     finally:
         hub.unregister(channel)
         engine.unsubscribe(job_id, channel)
+
+
+async def _refused_connect(websocket: WebSocket, state, token: str | None) -> bool:
+    """True when the client opens new streams too fast: the socket was held, then closed
+    with 4429."""
+    wait = _connects(state).take(_client_key(websocket, state.settings, token))
+    if wait <= 0:
+        return False
+    # A client reconnecting in a loop: slowed down before any work is done.
+    await asyncio.sleep(min(wait, REFUSED_PAUSE))
+    await _close(websocket, CLOSE_TOO_MANY, "Too many new streams a second; wait "
+                 f"{max(1, math.ceil(wait))} s and reconnect")
+    return True
+
+
+async def _serve(websocket: WebSocket, channel, pump: asyncio.Task,
+                 reader: asyncio.Task) -> None:
+    """Run the pump and the reader until either ends (a client that reads nothing while its
+    frames wait is closed with 4408), then close the socket with the code that ended it."""
+    done: set = set()
+    while not done:
+        # The pump may be stuck in a send to a client that reads nothing: watch it from here.
+        done, pending = await asyncio.wait({pump, reader}, timeout=WATCHDOG_SECONDS,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        if not done and channel.overdue():
+            channel.close(CLOSE_TIMEOUT, channel.timeout_reason())
+            pump.cancel()
+            await asyncio.wait({pump}, timeout=2.0)
+            pump_gone = asyncio.get_running_loop().create_future()
+            pump_gone.set_exception(ClientGone(CLOSE_TIMEOUT, channel.timeout_reason()))
+            done, pending = {pump_gone}, {reader}
+    channel.close(1000, "Closed")  # a pump still running stops at its next turn too
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=2.0)
+    for task in done:
+        exc = task.exception()
+        if isinstance(exc, ClientGone):
+            await _close(websocket, exc.code, exc.reason)
+        elif exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+            await _close(websocket, 1011, "Internal error")
+            raise exc
 
 
 def _connects(state) -> ConnectLimiter:
@@ -177,7 +189,9 @@ async def _hello(state, job: dict, channel) -> dict:
         channel.min_epoch = max(p.get("epoch", 0) for p in history)
         channel.points = [p for p in channel.points if p.get("epoch", 0) > channel.min_epoch]
     described = await asyncio.to_thread(hello_parts.describe, state.datasets, job["spec"])
-    frame = await state.hub.wait_frame(job_id, FIRST_FRAME_WAIT)
+    # A client that asked for no snapshots does not wait for a first frame's layout.
+    wait = FIRST_FRAME_WAIT if channel.subscription.snapshots else 0.0
+    frame = await state.hub.wait_frame(job_id, wait)
     job = await asyncio.to_thread(state.store.get_job, job_id) or job
     status = _status_message(job)
     status.pop("type")
@@ -220,10 +234,13 @@ async def _read(websocket: WebSocket, engine, hub, channel, limit: _ResumeLimit,
                 limits: ClientLimits) -> None:
     """Client to server until the socket closes; every bad message is answered. A client that
     breaks `limits` is closed (ClientGone with 1009 or 1008)."""
-    try:
-        await _read_messages(websocket, engine, hub, channel, limit, limits)
-    except Closing as exc:
-        raise ClientGone(exc.code, exc.reason) from None
+    def act(body: dict, request: object, request_id: object) -> None:
+        _act(body, request, request_id, engine, hub, channel, limit, limits)
+
+    def fail(message: str, request: object, request_id: object) -> None:
+        channel.push_text(_error(channel, message, request, request_id))
+
+    await _read_client(websocket, limits, act, fail)
 
 
 def _request_id(request_id: object) -> object:
@@ -236,43 +253,60 @@ def _request_id(request_id: object) -> object:
     raise BadMessage(f"id must be a number or a string of at most {ECHO_CHARS} characters")
 
 
-async def _read_messages(websocket: WebSocket, engine, hub, channel, limit: _ResumeLimit,
-                         limits: ClientLimits) -> None:
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
-        request, request_id = None, None
-        try:
-            text = message.get("text")
-            limits.admit(message_bytes(text) if text is not None
-                         else len(message.get("bytes") or b""))
-            if text is None:
-                raise BadMessage("binary messages are not understood; send JSON text")
-            body = parse(text)
-            del text, message  # a refused big message is not kept while the next one comes
-            request = body.get("type")
-            request = shorten(request, 40) if isinstance(request, str) else request
-            request_id = _request_id(body.get("id"))
-            if request in ("control", "set", "edit_weight") and limits.in_flight >= MAX_IN_FLIGHT:
-                raise BadMessage(f"{MAX_IN_FLIGHT} controls of this view are still waiting for "
-                                 "the engine; wait for their replies")
-            outcome = _handle(body, engine, hub, channel, limit)
-            if outcome is not None:
-                future, reply = outcome
-                reply = {"type": "reply", "job_id": channel.job_id, "request": request,
-                         "id": request_id, "ok": True, **reply}
-                if future is None:
-                    channel.push_text(reply)
-                else:
-                    task = asyncio.create_task(_answer(future, reply, channel))
-                    _pending.add(task)
-                    task.add_done_callback(_pending.discard)
-                    limits.in_flight += 1
-                    task.add_done_callback(limits.answered)
-        except BadMessage as exc:
-            channel.push_text(_error(channel, str(exc), request, request_id))
-            limits.violation()
+async def _read_client(websocket: WebSocket, limits: ClientLimits,
+                       act: Callable[[dict, object, object], Awaitable[None] | None],
+                       fail: Callable[[str, object, object], None]) -> None:
+    """Client to server until the socket closes: each message within `limits` and parsed goes
+    to `act(body, request, request_id)` (an awaitable it returns is awaited before the next
+    message is read); a BadMessage, from here or from `act`, to `fail(sentence, request,
+    request_id)` and counts as a violation. A client that breaks `limits` is closed
+    (ClientGone with 1009 or 1008). The job stream and the multi stream read with it."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            request, request_id = None, None
+            try:
+                text = message.get("text")
+                limits.admit(message_bytes(text) if text is not None
+                             else len(message.get("bytes") or b""))
+                if text is None:
+                    raise BadMessage("binary messages are not understood; send JSON text")
+                body = parse(text)
+                del text, message  # a refused big message is not kept while the next one comes
+                request = body.get("type")
+                request = shorten(request, 40) if isinstance(request, str) else request
+                request_id = _request_id(body.get("id"))
+                pending = act(body, request, request_id)
+                if pending is not None:
+                    await pending
+            except BadMessage as exc:
+                fail(str(exc), request, request_id)
+                limits.violation()
+    except Closing as exc:
+        raise ClientGone(exc.code, exc.reason) from None
+
+
+def _act(body: dict, request: object, request_id: object, engine, hub, channel,
+         limit: _ResumeLimit, limits: ClientLimits) -> None:
+    """One job stream message: acted on, its reply queued now or once the engine answers."""
+    if request in ("control", "set", "edit_weight") and limits.in_flight >= MAX_IN_FLIGHT:
+        raise BadMessage(f"{MAX_IN_FLIGHT} controls of this view are still waiting for "
+                         "the engine; wait for their replies")
+    outcome = _handle(body, engine, hub, channel, limit)
+    if outcome is not None:
+        future, reply = outcome
+        reply = {"type": "reply", "job_id": channel.job_id, "request": request,
+                 "id": request_id, "ok": True, **reply}
+        if future is None:
+            channel.push_text(reply)
+        else:
+            task = asyncio.create_task(_answer(future, reply, channel))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+            limits.in_flight += 1
+            task.add_done_callback(limits.answered)
 
 
 _pending: set[asyncio.Task] = set()  # replies waiting on the engine (kept from the collector)

@@ -42,8 +42,9 @@ from server.config import Settings
 from server.data.ownership import Viewer
 from server.data.registry import DataSetNotFound
 from server.engine.engine import Conflict, JobNotFound
+from server.json_text import finite
 from server.spec.errors import SpecError
-from server.store import ACTIVE_STATUSES, SERVER_FULL, LimitReached, finite
+from server.store import ACTIVE_STATUSES, SERVER_FULL, LimitReached
 from server.sweeps_store import SweepStore
 
 router = APIRouter(tags=["sweeps"])

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from safetensors.torch import load, save
 
+from server.checkpoint_files import CHECKPOINT_FORMAT
 from server.cluster.outbox import Outbox
-from server.store import CHECKPOINT_FORMAT, _dumps
+from server.json_text import dumps as _dumps
 
 ROW_FIELDS = ("status", "owner", "started_at", "error", "stop_reason", "name")
 

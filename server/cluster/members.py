@@ -25,9 +25,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from server.checkpoint_files import write_atomic
 from server.engine.lifecycle import Conflict, JobNotFound
 from server.engine.worker import EngineStopped
-from server.store import write_atomic
 
 log = logging.getLogger("playground.cluster")
 

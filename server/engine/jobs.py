@@ -6,7 +6,8 @@ progress, status event, promotion of queued jobs into free places); `run_slice` 
 the scheduler chose and charges it; `send_frames` sends the frames `Frames` says are due;
 `checkpoint_due` and `housekeeping` (once a second: free idle trainers, pause jobs nobody
 watches, pause jobs before a full disk) keep the rest in order; `recover` loads the stored jobs
-at start (an interrupted job comes back paused at its last checkpoint).
+at start (an interrupted job comes back paused at its last checkpoint). Those last three are
+the table's `Upkeep` part (server/engine/upkeep.py).
 
 Only the worker thread calls it, except `progress` (a dict other threads read under `lock`)
 and `looked_at` (REST reads, under `lock`).
@@ -23,9 +24,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import ValidationError
-
-from server.engine import lifecycle
 from server.engine.events import ErrorEvent, Event, MetricsEvent, SnapshotEvent, StatusEvent
 from server.engine.frames import Frames
 from server.engine.job import Job
@@ -33,19 +31,17 @@ from server.engine.lifecycle import TERMINAL, JobNotFound
 from server.engine.rewind import Rewinds
 from server.engine.scheduler import Scheduler
 from server.engine.storage import Storage
-from server.engine.trainers import BuildFailed, Trainers, failure, idle_to_free, short
-from server.spec.job import JobSpec
-from server.store import finite
+from server.engine.trainers import BuildFailed, Trainers, failure
+from server.engine.upkeep import Upkeep
+from server.json_text import finite
 from server.timeline import Timeline
 from server.train.protocol import Diverged
 
 log = logging.getLogger("playground.engine")
 GUARD_RECORDS = 2000  # records written between two looks at the free disk space
 
-UNWATCHED = "paused: nobody was watching it (the page was closed); press play to go on"
 
-
-class JobTable:
+class JobTable(Upkeep):
     """The jobs and the effects applied to them (worker thread)."""
 
     def __init__(self, settings, store, scheduler: Scheduler, trainers: Trainers) -> None:
@@ -372,89 +368,3 @@ class JobTable:
                 self.on_event(event)
             except Exception:
                 log.exception("event handler failed")
-
-    # -- checkpoints and housekeeping -------------------------------------------------------
-
-    def checkpoint(self, job: Job) -> None:
-        if self.families is not None:
-            self.families.sync(job)  # a family member's optimizer state into its trainer
-        self.storage.checkpoint(job)
-
-    def checkpoint_due(self) -> None:
-        now = time.monotonic()
-        for job in self.jobs.values():  # paused too: `step` leaves its checkpoint to this
-            if (job.dirty and job.trainer is not None and job.status in ("running", "paused")
-                    and now - job.last_checkpoint >= self.settings.checkpoint_seconds):
-                self.checkpoint(job)
-
-    def housekeeping(self) -> None:
-        """Once a second at most: free idle trainers, pause jobs nobody watches, pause jobs
-        before a full disk makes writes fail."""
-        now = time.monotonic()
-        if now - self._last_housekeeping < 1.0:
-            return
-        self._last_housekeeping = now
-        for job in idle_to_free(self.jobs, self.settings.max_running_jobs):
-            if job.dirty:
-                self.checkpoint(job)
-            if not job.dirty:  # a failed checkpoint keeps the trainer
-                self.trainers.free(job)
-        self._pause_unwatched(now)
-        self._guard_disk()
-
-    def _pause_unwatched(self, now: float) -> None:
-        """Pause jobs that train until stopped and that nobody has watched for
-        settings.unwatched_job_seconds: a browser tab killed without a goodbye, or a script
-        that started one and went away, leaves such a job behind. Watching: a stream, or a
-        REST read of the job or its metrics (`watched`); the clock starts when it runs."""
-        limit = self.settings.unwatched_job_seconds
-        if limit <= 0:
-            return
-        with self.lock:
-            looked_at = dict(self.looked_at)
-            self.looked_at = {k: v for k, v in looked_at.items() if k in self.jobs}
-        for job in list(self.jobs.values()):
-            since = max(job.unwatched_since or now, looked_at.get(job.id, -1.0))
-            if (job.status == "running" and job.unwatched_since is not None
-                    and not job.subscribers and lifecycle.epochs(job.spec) is None
-                    and now - since >= limit):
-                job.unwatched_since = None
-                if job.dirty:
-                    self.checkpoint(job)
-                self.set_status(job, "paused", stop_reason=UNWATCHED)
-
-    def _guard_disk(self) -> None:
-        """While the disk is low, running and queued jobs pause (storage.Storage.low_space)."""
-        active = [j for j in self.jobs.values() if j.status in ("running", "queued")]
-        if not active:
-            return
-        low = self.storage.low_space()
-        if low is None:
-            return
-        log.warning("disk low: pausing %d job(s): %s", len(active), low)
-        for job in active:
-            self.pause_for_storage(job, low, error=False)
-
-    def recover(self) -> None:
-        """Load every stored job; one that was running or queued comes back paused at its
-        last checkpoint, with the history after that checkpoint deleted (it is replayed)."""
-        for row in self.store.list_jobs():
-            try:
-                spec, broken = JobSpec.model_validate(row["spec"]), None
-            except ValidationError as exc:  # stored by another version: shown, deletable
-                spec = JobSpec.model_construct(**row["spec"])
-                broken = "the job could not be built: " + short(exc)
-            job = Job(id=row["id"], spec=spec, status=row["status"], seq=next(self.seq),
-                      epoch=row["epoch"], step=row["step"], owner=str(row["owner"]))
-            if broken is not None:
-                job.status = "failed"
-                self.store.update_job(job.id, status="failed", error=broken)
-            elif job.status not in TERMINAL:
-                meta = self.store.checkpoint_meta(job.id) or {}
-                done = meta.get("engine", {})
-                job.epoch, job.step = int(done.get("epoch", 0)), int(done.get("step", 0))
-                self.store.truncate_history(job.id, job.epoch)
-                job.status = "paused"
-                self.store.update_job(job.id, status="paused", epoch=job.epoch, step=job.step)
-            self.jobs[job.id] = job
-            self.set_progress(job)

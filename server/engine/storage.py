@@ -10,7 +10,10 @@ returns the sentence, and the engine pauses it (`Engine._pause_for_storage`):
   room.
 - `write_history(job, records)`: records as the store keeps them (`stored_record`: the first
   `history_detail_epochs` epochs whole, past them the confusion matrices only every
-  `history_detail_every`-th epoch). A write SQLite refuses (disk full, I/O error) keeps the
+  `history_detail_every`-th epoch), and only the epochs `history_keeps` keeps: every one of
+  the first `history_full_epochs`, then one in 10, past ten times as many one in 100, and so on
+  (a run of a million epochs stores about 28,000; the job's latest metrics are still those of
+  its last epoch). A write SQLite refuses (disk full, I/O error) keeps the
   records in `job.unwritten` and returns the sentence the job pauses with (as its `error` and
   `stop_reason`); they are written first when the job resumes, steps or stops (`flush`, or
   those actions are refused while they still cannot be), so the history never has a gap.
@@ -61,6 +64,29 @@ def stored_record(record: dict, settings) -> dict:
     return kept
 
 
+def history_keeps(epoch: int, full: int) -> bool:
+    """Whether the stored history keeps `epoch`: every one up to `full` (0: every one,
+    always); up to 10 x `full` the multiples of 10; up to 100 x `full` those of 100; ..."""
+    if full <= 0 or epoch <= full:
+        return True
+    stride, limit = 10, full * 10
+    while epoch > limit:
+        stride, limit = stride * 10, limit * 10
+    return epoch % stride == 0
+
+
+def kept(records: list[dict], settings) -> tuple[list[dict], dict]:
+    """(the records the store keeps, compact; the job fields that go with them: the latest
+    metrics and epoch when the last record is not kept)."""
+    full = getattr(settings, "history_full_epochs", 0)
+    stored = [stored_record(r, settings) for r in records
+              if history_keeps(int(r.get("epoch") or 0), full)]
+    last = records[-1] if records else None
+    if last is not None and (not stored or stored[-1].get("epoch") != last.get("epoch")):
+        return stored, {"metrics": last, "epoch": int(last["epoch"])}
+    return stored, {}
+
+
 class Storage:
     """History, checkpoints and the free-space guard over `store` (worker thread only)."""
 
@@ -94,11 +120,10 @@ class Storage:
     def write_histories(self, items: list[tuple[Any, list[dict]]]) -> dict[str, str | None]:
         """`write_history` for several jobs in one transaction; if SQLite refuses it, each
         job is written (or its records kept) on its own. {job id: pause sentence or None}."""
-        batch, pending_of = [], {}
+        batch = []
         for job, records in items:
-            pending = [*job.unwritten, *(stored_record(r, self.settings) for r in records)]
-            pending_of[job.id] = pending
-            batch.append((job.id, pending, {"step": job.step}))
+            stored, latest = kept(records, self.settings)
+            batch.append((job.id, [*job.unwritten, *stored], {"step": job.step, **latest}))
         try:
             self.store.add_metrics_many(batch)
         except sqlite3.Error:
@@ -110,11 +135,14 @@ class Storage:
     def write_history(self, job: Any, records: list[dict]) -> str | None:
         """Write `records` (kept compact) after any kept earlier; when SQLite refuses, keep
         them and return the sentence the job pauses with."""
-        stored = [stored_record(r, self.settings) for r in records]
+        stored, latest = kept(records, self.settings)
         pending = [*job.unwritten, *stored]
         try:
-            self.store.add_metrics(job.id, pending, step=job.step)
+            self.store.add_metrics(job.id, pending, step=job.step, **latest)
         except sqlite3.Error as exc:
+            if not pending:  # only the latest metrics of epochs the history skips
+                log.warning("job %s: latest metrics not saved (%s)", job.id, exc)
+                return None
             job.unwritten = pending
             log.error("job %s: history write failed (%s); %d epoch(s) kept in memory",
                       job.id, exc, len(pending))

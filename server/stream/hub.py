@@ -29,93 +29,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-METRICS_INTERVAL = 0.1  # seconds between two metrics messages to one client
-MAX_PENDING_POINTS = 2_000  # a frozen client's unsent metric points are capped here (~2 KB each)
+from server.stream.subscription import MAX_PENDING_POINTS, Subscription
+
+SPREAD = 4  # a client with `max_points` m keeps at most SPREAD * m (+1) points between messages
 MAX_TEXTS = 256  # default bound of a client's waiting text messages
 CLOSE_TIMEOUT = 4408
-
-
-MAX_FIELDS = 32  # names a subscription's `fields` may list
-ALWAYS_SENT = frozenset({"epoch", "step"})  # kept in every metric point, whatever `fields` says
-
-
-@dataclass
-class Subscription:
-    """What one client wants: snapshots at most `hz` a second, and metrics (only the names in
-    `fields` of each point, when set; at most `metrics_hz` messages a second, when set)."""
-
-    snapshots: bool = True
-    hz: float = 10.0
-    metrics: bool = True
-    detail: str = "full"  # "boundary": only the main view (a tile on the wall or a sweep)
-    fields: frozenset[str] | None = None  # None: every metric of a point
-    metrics_hz: float | None = None  # None: 1 / METRICS_INTERVAL
-    max_points: int | None = None  # None: every point that came since the last message
-
-    def as_dict(self) -> dict:
-        """The subscription as replies show it; `fields`, `metrics_hz` and `max_points` only
-        once set."""
-        shown = {"snapshots": self.snapshots, "hz": self.hz, "metrics": self.metrics,
-                 "detail": self.detail}
-        if self.fields is not None:
-            shown["fields"] = sorted(self.fields)
-        if self.metrics_hz is not None:
-            shown["metrics_hz"] = self.metrics_hz
-        if self.max_points is not None:
-            shown["max_points"] = self.max_points
-        return shown
-
-    def shape(self, points: list[dict]) -> list[dict]:
-        """The points of one metrics message as this client asked for them: at most
-        `max_points`, evenly spread over the epochs they cover (the newest always in), each
-        with only the names in `fields`."""
-        m = self.max_points
-        if m is not None and len(points) > m:
-            last = len(points) - 1
-            points = [points[last - (m - 1 - i) * last // max(1, m - 1)] for i in range(m)] \
-                if m > 1 else points[-1:]
-        if self.fields is not None:
-            keep = self.fields
-            points = [{k: v for k, v in p.items() if k in keep} for p in points]
-        return points
-
-    def metrics_interval(self) -> float:
-        """Seconds between two metrics messages to this client."""
-        return METRICS_INTERVAL if self.metrics_hz is None else 1.0 / self.metrics_hz
-
-
-def metric_fields(value: object) -> frozenset[str] | None:
-    """A subscription's `fields` (null, or a list of at most MAX_FIELDS metric names of 1-64
-    characters); raises ValueError with the sentence for the client."""
-    if value is None:
-        return None
-    if (not isinstance(value, list) or len(value) > MAX_FIELDS
-            or not all(isinstance(v, str) and 0 < len(v) <= 64 for v in value)):
-        raise ValueError(f"fields must be null or a list of at most {MAX_FIELDS} metric names "
-                         "(strings of 1 to 64 characters)")
-    return frozenset(value) | ALWAYS_SENT
-
-
-def points_cap(value: object) -> int | None:
-    """A subscription's `max_points` (null, or a whole number from 1 to MAX_PENDING_POINTS);
-    raises ValueError with the sentence for the client."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not \
-            1 <= value <= MAX_PENDING_POINTS:
-        raise ValueError(f"max_points must be null or a whole number from 1 to "
-                         f"{MAX_PENDING_POINTS}")
-    return value
-
-
-def metrics_rate(value: object) -> float | None:
-    """A subscription's `metrics_hz` (null: the default, or a number above 0, lowered to
-    1 / METRICS_INTERVAL); raises ValueError with the sentence for the client."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError("metrics_hz must be null or a number above 0")
-    return float(min(value, 1.0 / METRICS_INTERVAL))
 
 
 class ClientGone(Exception):
@@ -147,6 +65,9 @@ class Channel:
     frames_dropped: int = 0
     max_texts: int = MAX_TEXTS
     texts_dropped: int = 0  # replies and errors dropped since the last notice
+    stride: int = 1  # with max_points: every stride-th point since the last message is kept
+    seen: int = 0  # ... of the points that came since then
+    extra: dict | None = None  # the newest point, kept beside them when off the stride
 
     def push_text(self, message: dict) -> None:
         """Queue a text message; the queue never holds more than `max_texts` (see module)."""
@@ -181,11 +102,43 @@ class Channel:
         if not fresh:
             return
         waiting = bool(self.points)
-        self.points.extend(fresh)
-        if len(self.points) > MAX_PENDING_POINTS:
-            del self.points[: len(self.points) - MAX_PENDING_POINTS]
+        cap = self.subscription.max_points
+        if cap is None:
+            self.points.extend(fresh)
+            if len(self.points) > MAX_PENDING_POINTS:
+                del self.points[: len(self.points) - MAX_PENDING_POINTS]
+        else:
+            self._keep_spread(fresh, cap)
         if not waiting:  # else the pump knows already when the next message goes
             self.wake.set()
+
+    def _keep_spread(self, fresh: list[dict], cap: int) -> None:
+        """Keep every `stride`-th point that came since the last message, and the newest: the
+        stride doubles whenever more than SPREAD * cap are kept, so that what waits stays
+        evenly spread over the epochs and small (thirty wall tiles of a fast class would
+        otherwise hold ten thousand records between two messages, which the garbage
+        collector then walks again and again while training waits for it)."""
+        points = self.points
+        if points and points[-1] is self.extra:  # the newest, kept off the stride
+            points.pop()
+        stride = self.stride
+        points.extend(fresh[(-self.seen) % stride::stride])
+        self.seen += len(fresh)
+        while len(points) > SPREAD * cap:
+            points = points[::2]  # the kept points were every stride-th: now every 2 stride-th
+            stride *= 2
+        self.points, self.stride = points, stride
+        self.extra = None
+        if (self.seen - 1) % stride:
+            self.extra = fresh[-1]
+            points.append(self.extra)
+
+    def take_points(self) -> list[dict]:
+        """The waiting points as the next metrics message sends them (`Subscription.shape`);
+        none wait after."""
+        points, self.points = self.subscription.shape(self.points), []
+        self.stride, self.seen, self.extra = 1, 0, None
+        return points
 
     def push_frame(self, frame: bytes) -> None:
         if not self.subscription.snapshots:
@@ -214,6 +167,20 @@ class Channel:
             self.closed = (code, reason)
         self.wake.set()
 
+    def frame_wait(self, now: float) -> float | None:
+        """With a frame waiting: the seconds until it may go (at most 0: now, and the credit
+        is taken), or None when the client is overdue (closed with 4408)."""
+        if self.credit:
+            wait = self.sent_at + 1.0 / self.subscription.hz - now
+            if wait <= 0:
+                self.credit = False
+                self.sent_at = time.monotonic()
+            return wait
+        if self.overdue():
+            self.close(CLOSE_TIMEOUT, self.timeout_reason())
+            return None
+        return self.timeout - (now - self.sent_at) + 0.01
+
     async def pump(self, send_text: Callable[[str], Awaitable[None]],
                    send_bytes: Callable[[bytes], Awaitable[None]]) -> None:
         """Send what is due until the channel closes; raises ClientGone with the close code."""
@@ -232,7 +199,7 @@ class Channel:
             if self.points:
                 wait = self.metrics_at + self.subscription.metrics_interval() - now
                 if wait <= 0:
-                    points, self.points = self.subscription.shape(self.points), []
+                    points = self.take_points()
                     await send_text(json.dumps(
                         {"type": "metrics", "job_id": self.job_id, "points": points},
                         default=_json_default))
@@ -241,22 +208,16 @@ class Channel:
                 else:
                     delay = min(delay, wait)
             if self.slot is not None:
-                if self.credit:
-                    wait = self.sent_at + 1.0 / self.subscription.hz - now
-                    if wait <= 0:
-                        frame, self.slot = self.slot, None
-                        self.credit = False
-                        self.sent_at = time.monotonic()
-                        await send_bytes(frame)
-                        self.frames_sent += 1
-                        sent = True
-                    else:
-                        delay = min(delay, wait)
-                elif self.overdue():
-                    self.close(CLOSE_TIMEOUT, self.timeout_reason())
+                wait = self.frame_wait(now)
+                if wait is None:
                     continue
+                if wait <= 0:
+                    frame, self.slot = self.slot, None
+                    await send_bytes(frame)
+                    self.frames_sent += 1
+                    sent = True
                 else:
-                    delay = min(delay, self.timeout - (now - self.sent_at) + 0.01)
+                    delay = min(delay, wait)
             if sent or self.texts or self.closed is not None:
                 continue
             self.wake.clear()
@@ -297,13 +258,18 @@ class Hub:
         return Subscription(hz=min(self.settings.snapshot_hz, self.settings.max_snapshot_hz))
 
     def register(self, job_id: str, subscription: Subscription | None = None) -> Channel:
-        channel = Channel(job_id, subscription or self.default_subscription(),
-                          self.settings.client_timeout_seconds,
-                          max_texts=getattr(self.settings, "stream_max_queued_messages",
-                                            MAX_TEXTS))
-        self.channels.setdefault(job_id, set()).add(channel)
-        if job_id in self.latest:
-            channel.push_frame(self.latest[job_id])
+        return self.attach(Channel(job_id, subscription or self.default_subscription(),
+                                   self.settings.client_timeout_seconds,
+                                   max_texts=self.max_texts()))
+
+    def max_texts(self) -> int:
+        return getattr(self.settings, "stream_max_queued_messages", MAX_TEXTS)
+
+    def attach(self, channel: Channel) -> Channel:
+        """Add a client made elsewhere (a multi stream's per-job port: server.stream.multi)."""
+        self.channels.setdefault(channel.job_id, set()).add(channel)
+        if channel.job_id in self.latest:
+            channel.push_frame(self.latest[channel.job_id])
         return channel
 
     def unregister(self, channel: Channel) -> None:

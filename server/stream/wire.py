@@ -4,6 +4,9 @@ Layout: 4 bytes N (uint32 little-endian), N bytes of UTF-8 JSON header padded wi
 that 4 + N is a multiple of 8, then the arrays' bytes, each starting at a multiple of 8 from
 the start of the body. The header lists every array's name, dtype, shape, offset and nbytes.
 `quantize` turns float maps into uint8 with one value range per index of the first axis.
+`encode_bundle` / `decode_bundle`: several frames in one binary message (the multi-job stream,
+`/api/streams`): uint32 n, n uint32 lengths, zeros to a multiple of 8, then the frames, each
+starting at a multiple of 8 from the start of the bundle (zeros between them).
 Nothing here knows about torch or jobs: numpy in, bytes out.
 """
 
@@ -121,3 +124,38 @@ def values(header: dict, arrays: dict[str, np.ndarray], name: str) -> np.ndarray
     if meta["dtype"] == "uint8" and "min" in meta:
         return dequantize(arrays[name], meta["min"], meta["max"])
     return arrays[name].astype(np.float32)
+
+
+def encode_bundle(frames: list[bytes]) -> bytes:
+    """One binary message holding `frames` (layout in the module docstring)."""
+    head = struct.pack(f"<{1 + len(frames)}I", len(frames), *(len(f) for f in frames))
+    chunks = [head, b"\0" * _pad(len(head))]
+    for frame in frames:
+        chunks.append(frame)
+        chunks.append(b"\0" * _pad(len(frame)))
+    if frames:
+        chunks.pop()  # nothing after the last frame
+    return b"".join(chunks)
+
+
+def decode_bundle(data: bytes) -> list[bytes]:
+    """The frames of a bundle, in order; ValueError when `data` is not one."""
+    if len(data) < 4:
+        raise ValueError("bundle shorter than its 4-byte frame count")
+    (n,) = struct.unpack_from("<I", data, 0)
+    start = 4 + 4 * n
+    if start > len(data):
+        raise ValueError(f"bundle of {len(data)} bytes cannot hold the lengths of {n} frames")
+    lengths = struct.unpack_from(f"<{n}I", data, 4)
+    end = start + _pad(start)  # the header's end, padding included
+    frames = []
+    for i, length in enumerate(lengths):
+        start = end + _pad(end)
+        end = start + length
+        if end > len(data):
+            raise ValueError(f"frame {i} of the bundle runs past its end ({len(data)} bytes)")
+        frames.append(bytes(data[start:end]))
+    if end != len(data):
+        raise ValueError(f"bundle of {len(data)} bytes does not end where its last frame "
+                         f"does (byte {end})")
+    return frames

@@ -34,8 +34,13 @@ def test_two_jobs_at_once(server) -> None:
 def test_stream_control_and_errors(server) -> None:
     async def main():
         async with AsyncPlayground(server.url) as pg:
-            job = await pg.submit(spec(epochs=30, batch_size=50))
-            events = [event async for event in job.stream(hz=30, timeout=60)]
+            # Started once the stream is open: 30 small epochs take milliseconds.
+            job = await pg.submit(spec(epochs=30, batch_size=50), start=False)
+            events = []
+            async for event in job.stream(hz=30, timeout=60):
+                events.append(event)
+                if isinstance(event, Hello):
+                    await job.resume()
             paused = await pg.submit(spec(epochs=None), start=False)
             stepped = await paused.step("epoch")
             patched = await paused.patch(learning_rate=0.02)

@@ -94,11 +94,15 @@ def test_a_bad_patch_names_the_field(pg: Playground) -> None:
 
 
 def test_stream_yields_metrics_and_decoded_snapshots(pg: Playground) -> None:
-    job = pg.submit(spec(epochs=60, batch_size=50))
+    # Started once the stream is open: 60 small epochs take milliseconds, a job started at
+    # once could end before the socket opens (its hello would then hold every epoch).
+    job = pg.submit(spec(epochs=60, batch_size=50), start=False)
     seen: list = []
     snapshots: list[Snapshot] = []
     for event in job.stream(hz=30, timeout=60):
         seen.append(event)
+        if isinstance(event, Hello):
+            job.resume()
         if isinstance(event, Snapshot):
             snapshots.append(event)
     assert isinstance(seen[0], Hello) and seen[0].spec["dataset"]["name"] == "xor"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from server.checkpoint_files import write_atomic
 from server.cluster import placement
 from server.cluster.actor_store import ActorStore, checkpoint_header
 from server.cluster.connect import Slot
@@ -16,7 +17,7 @@ from server.cluster.state import KILLED_TOO_OFTEN
 from server.config import Settings
 from server.engine.events import MetricsEvent, SnapshotEvent, StatusEvent
 from server.spec.job import JobSpec
-from server.store import Store, write_atomic
+from server.store import Store
 from tests.engine.common import xor_spec
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from server.config import Settings
 from server.engine.events import MetricsEvent, SnapshotEvent, StatusEvent
-from server.stream.hub import ClientGone, Hub, Subscription
+from server.stream.hub import ClientGone, Hub
+from server.stream.subscription import Subscription
 
 
 class Recorder:

@@ -17,11 +17,11 @@ import pytest
 from server.config import Settings
 from server.engine.events import MetricsEvent
 from server.engine.snapshot import BOUNDARY, TILE_BOUNDARY
-from server.stream.hub import (
+from server.stream.hub import SPREAD, Channel, Hub
+from server.stream.subscription import (
     ALWAYS_SENT,
     MAX_FIELDS,
     MAX_PENDING_POINTS,
-    Hub,
     Subscription,
     metric_fields,
     metrics_rate,
@@ -194,3 +194,35 @@ def test_a_tile_subscription_gets_the_coarser_boundary(server, jobs):
             assert arrays["output.boundary"].shape == (1, BOUNDARY, BOUNDARY)
 
     run(main())
+
+
+@pytest.mark.parametrize("sizes", [[1] * 300, [7] * 50, [100, 3, 250, 1, 46], [1000]])
+def test_a_capped_client_keeps_few_points_evenly_spread_and_the_newest(sizes):
+    """With max_points m, what waits between two messages stays at most SPREAD * m + 1
+    points: every stride-th point that came (the stride doubling as they come) and the
+    newest; the message then picks m of them evenly, the newest last."""
+    channel = Channel("j", Subscription(max_points=8), 30.0)
+    epoch = 0
+    for size in sizes:
+        channel.push_points([{"epoch": epoch + i + 1, "step": 0} for i in range(size)])
+        epoch += size
+        kept = [p["epoch"] for p in channel.points]
+        assert len(kept) <= SPREAD * 8 + 1
+        assert kept[-1] == epoch  # the newest always waits
+        on_stride = kept if (epoch - 1) % channel.stride == 0 else kept[:-1]
+        assert on_stride == list(range(1, epoch + 1, channel.stride))
+    stride = channel.stride
+    sent = [p["epoch"] for p in channel.take_points()]
+    assert len(sent) == min(8, epoch) and sent[-1] == epoch
+    inner = [b - a for a, b in zip(sent[:-2], sent[1:-1], strict=True)]  # newest left out
+    assert all(g % stride == 0 for g in inner)
+    assert max(inner) - min(inner) <= stride  # evenly spread, to within one stride
+    assert channel.points == [] and (channel.stride, channel.seen, channel.extra) == (1, 0, None)
+    channel.push_points([{"epoch": epoch + 1, "step": 0}])  # counting starts again after it
+    assert [p["epoch"] for p in channel.points] == [epoch + 1]
+
+
+def test_an_uncapped_client_keeps_every_point_up_to_the_bound():
+    channel = Channel("j", Subscription(), 30.0)
+    channel.push_points([{"epoch": i + 1} for i in range(MAX_PENDING_POINTS + 5)])
+    assert [p["epoch"] for p in channel.points] == list(range(6, MAX_PENDING_POINTS + 6))

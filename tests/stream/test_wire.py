@@ -113,3 +113,52 @@ console.log(JSON.stringify({{
     header, arrays = wire.decode(frame)
     np.testing.assert_allclose(got["heat"], wire.values(header, arrays, "layer0.heatmap").ravel(),
                                atol=1e-5)
+
+
+# -- the bundle of the multi-job stream (several frames in one binary message) ---------------
+
+
+def bundle_offsets(data: bytes) -> list[int]:
+    """Where each frame of a bundle starts, read by hand from the layout (docs/STREAM.md)."""
+    (n,) = struct.unpack_from("<I", data, 0)
+    lengths = struct.unpack_from(f"<{n}I", data, 4)
+    offsets, at = [], 4 + 4 * n
+    for length in lengths:
+        at += (-at) % 8
+        offsets.append(at)
+        at += length
+    return offsets
+
+
+def test_a_bundle_round_trips_with_every_frame_at_a_multiple_of_8():
+    frame, _ = sample_frame()
+    frames = [frame, b"x", b"", b"abcdefgh", b"0123456789a", frame[:13]]
+    data = wire.encode_bundle(frames)
+    assert wire.decode_bundle(data) == frames
+    (n,) = struct.unpack_from("<I", data, 0)
+    assert n == 6 and list(struct.unpack_from("<6I", data, 4)) == [len(f) for f in frames]
+    offsets = bundle_offsets(data)
+    assert offsets[0] == 32  # 4 + 6 * 4 = 28 bytes of count and lengths, padded to 32
+    for offset, f in zip(offsets, frames, strict=True):
+        assert offset % 8 == 0 and data[offset:offset + len(f)] == f
+    assert data[28:32] == b"\0" * 4 and data[offsets[1] + 1:offsets[2]] == b"\0" * 7
+    assert len(data) == offsets[-1] + 13  # nothing after the last frame
+    header, arrays = wire.decode(wire.decode_bundle(data)[0])  # each frame decodes as a frame
+    assert header["job_id"] == "j1" and arrays["layer0.weight"].shape == (3, 2)
+    assert wire.decode_bundle(wire.encode_bundle([])) == []
+    assert wire.encode_bundle([]) == b"\0" * 8
+    assert wire.encode_bundle([b"abc"]) == struct.pack("<2I", 1, 3) + b"abc"
+
+
+def test_a_malformed_bundle_is_refused_with_a_sentence():
+    good = wire.encode_bundle([b"abcdefghij", b"xy"])
+    with pytest.raises(ValueError, match="shorter than its 4-byte frame count"):
+        wire.decode_bundle(b"\1\0")
+    with pytest.raises(ValueError, match="cannot hold the lengths of 1000 frames"):
+        wire.decode_bundle(struct.pack("<I", 1000) + b"\0" * 20)
+    with pytest.raises(ValueError, match="frame 1 of the bundle runs past its end"):
+        wire.decode_bundle(good[:-1])
+    with pytest.raises(ValueError, match="does not end where its last frame does"):
+        wire.decode_bundle(good + b"\0")
+    with pytest.raises(ValueError, match="runs past its end"):
+        wire.decode_bundle(struct.pack("<2I", 1, 2**32 - 1) + b"ab")

@@ -4,7 +4,8 @@
  * REST calls return parsed JSON or throw an ApiError that carries the HTTP status and FastAPI's
  * `detail` (a list of {loc, msg} for 422, a sentence otherwise). JobStream follows one job over
  * the websocket: it decodes binary snapshots with wire.js, reconnects when the connection drops
- * and says so, and sends acks, controls and live settings.
+ * and says so, and sends acks, controls and live settings. MultiStream watches many jobs over
+ * one socket (/api/streams, the class wall): the same messages, per job, from one connection.
  */
 
 import { t } from "./i18n/index.js";
@@ -301,6 +302,201 @@ export class JobStream {
   set(patch) { return this.send({ type: "set", ...patch, id: this.nextId++ }); }
 
   subscribe(options) { return this.send({ type: "subscribe", ...options }); }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.socket) { const s = this.socket; this.socket = null; s.close(1000); }
+  }
+}
+
+/**
+ * Watches many jobs over one socket (`/api/streams`, docs/STREAM.md "The multi-job stream"):
+ * one subscription (its options apply to every job), one bundle of frames at a time.
+ *
+ * `watch(jobId, handlers, {snapshots})` / `unwatch(jobId)` / `setSnapshots(jobId, wanted)` /
+ * `setOptions(subscription)` change what is wanted; the changes made in one tick go out as ONE
+ * `subscribe` with the complete job set and the complete `without_snapshots` (the watched jobs
+ * that want no frames: a wall tile that shows only a loss curve), sent again each time the
+ * socket reopens. Each job's handlers are JobStream's: hello(msg), metrics(points),
+ * status(msg), error(msg), reply(msg), snapshot(frame), connection(state, reason). `stream`
+ * handlers (the constructor's) get what belongs to no job: bundle(frames) after a bundle's
+ * frames went to their jobs (the caller then draws and calls ack() once, also when no frame
+ * was for a watched job), reply(msg) to subscribes, error(msg) without a job,
+ * connection(state, reason) of the socket. A job the server refuses, or deleted, leaves the set
+ * and its handlers hear connection("closed", reason), as a JobStream closed with 4404 would.
+ */
+export class MultiStream {
+  /** `token`: a class member's token (none: the cookie); `subscribe`: the first options. */
+  constructor(stream = {}, { token = null, subscribe = {} } = {}) {
+    this.stream = stream;
+    this.token = token;
+    this.options = { ...subscribe };
+    this.jobs = new Map(); // job id -> its handlers, in the order watched
+    this.withoutSnapshots = new Set(); // watched jobs that want no snapshot frames
+    this.socket = null;
+    this.closed = false;
+    this.retries = 0;
+    this.nextId = 1;
+    this.timer = null;
+    this.queued = false; // a subscribe goes out at the end of this tick
+    this.sent = null; // the last subscribe sent on this socket (JSON, without its id)
+    this.unacked = false; // a bundle came that was not acknowledged yet
+  }
+
+  url() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const query = this.token ? `?token=${encodeURIComponent(this.token)}` : "";
+    return `${proto}//${location.host}/api/streams${query}`;
+  }
+
+  connect() {
+    if (this.closed || this.socket) return;
+    const socket = new WebSocket(this.url());
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    this.sent = null;
+    this.unacked = false;
+    socket.onopen = () => this.subscribeNow();
+    socket.onmessage = (event) => this.receive(event.data);
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      if (this.closed) return;
+      if (FINAL_CLOSE.has(event.code)) {
+        this.closed = true;
+        this.tell("closed", event.reason || `closed (${event.code})`);
+        return;
+      }
+      const delay = Math.min(5000, 300 * 2 ** this.retries);
+      this.retries += 1;
+      this.tell("lost", event.reason || "Connection to the server lost");
+      this.timer = setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  /** The connection's state, to the stream's handler and every watched job's. */
+  tell(state, reason) {
+    this.stream.connection?.(state, reason);
+    for (const handlers of this.jobs.values()) handlers.connection?.(state, reason);
+  }
+
+  /** Follow `jobId` (its handlers replace any it had; `snapshots: false`: no frames for it,
+   * metrics and statuses only); the server hears at the end of the tick. */
+  watch(jobId, handlers, { snapshots = true } = {}) {
+    this.jobs.set(String(jobId), handlers);
+    this.setSnapshots(jobId, snapshots);
+    this.queue();
+  }
+
+  unwatch(jobId) {
+    this.withoutSnapshots.delete(String(jobId));
+    if (this.jobs.delete(String(jobId))) this.queue();
+  }
+
+  /** Whether a watched job gets snapshot frames (its metrics and statuses come either way). */
+  setSnapshots(jobId, wanted) {
+    const id = String(jobId);
+    if (!this.jobs.has(id) || wanted === !this.withoutSnapshots.has(id)) return;
+    if (wanted) this.withoutSnapshots.delete(id);
+    else this.withoutSnapshots.add(id);
+    this.queue();
+  }
+
+  /** Subscription fields (hz, detail, fields, metrics_hz, max_points, snapshots, metrics) for
+   * every job; the ones not given keep their values. */
+  setOptions(subscription) {
+    Object.assign(this.options, subscription);
+    this.queue();
+  }
+
+  queue() {
+    if (this.queued) return;
+    this.queued = true;
+    queueMicrotask(() => { this.queued = false; this.subscribeNow(); });
+  }
+
+  /** Send the complete subscription now, unless this socket already has exactly it (a new
+   * socket watches nothing: no message until there is a job to ask for). */
+  subscribeNow() {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return false;
+    if (this.sent === null && this.jobs.size === 0) return false;
+    const jobs = [...this.jobs.keys()];
+    const without = jobs.filter((id) => this.withoutSnapshots.has(id));
+    const wanted = JSON.stringify({ jobs, without_snapshots: without, ...this.options });
+    if (wanted === this.sent) return false;
+    this.sent = wanted;
+    this.socket.send(JSON.stringify({ type: "subscribe", id: this.nextId++, ...JSON.parse(wanted) }));
+    return true;
+  }
+
+  receive(data) {
+    if (typeof data !== "string") {
+      this.unacked = true;
+      let frames = [];
+      try {
+        frames = wire.decodeBundle(data);
+      } catch (err) { // said, and acknowledged like any bundle: the next one may be readable
+        this.stream.error?.({ type: "error", job_id: null, request: null, message: err.message });
+      }
+      for (const frame of frames) this.jobs.get(String(frame.header.job_id))?.snapshot?.(frame);
+      this.stream.bundle?.(frames);
+      return;
+    }
+    const msg = JSON.parse(data);
+    if (msg.type === "metrics_batch") {
+      for (const [id, points] of Object.entries(msg.jobs || {})) this.jobs.get(id)?.metrics?.(points || []);
+      return;
+    }
+    if (msg.type === "reply" && msg.request === "subscribe" && msg.job_id == null) {
+      this.retries = 0;
+      for (const [id, reason] of Object.entries(msg.refused || {})) this.drop(id, reason);
+      this.stream.reply?.(msg);
+      return;
+    }
+    const handlers = msg.job_id == null ? null : this.jobs.get(String(msg.job_id));
+    if (!handlers) {
+      if (msg.job_id == null && (msg.type === "error" || msg.type === "reply")) this.stream[msg.type]?.(msg);
+      return; // a job no longer watched: nothing more about it
+    }
+    switch (msg.type) {
+      case "hello":
+        handlers.connection?.("open");
+        handlers.hello?.(msg);
+        break;
+      case "status":
+        handlers.status?.(msg);
+        if (msg.status === "deleted") this.drop(msg.job_id, "Job not found");
+        break;
+      case "error": handlers.error?.(msg); break;
+      case "reply": handlers.reply?.(msg); break;
+      default: break; // fields and messages may be added within protocol 1
+    }
+  }
+
+  /** The server left `jobId` out of the set (refused, deleted): it is no longer asked for. */
+  drop(jobId, reason) {
+    const id = String(jobId);
+    const handlers = this.jobs.get(id);
+    if (!handlers) return;
+    this.jobs.delete(id);
+    this.withoutSnapshots.delete(id);
+    if (this.sent) { // what the server has now: an unchanged set is not sent again
+      const sent = JSON.parse(this.sent);
+      sent.jobs = sent.jobs.filter((j) => j !== id);
+      sent.without_snapshots = sent.without_snapshots.filter((j) => j !== id);
+      this.sent = JSON.stringify(sent);
+    }
+    handlers.connection?.("closed", reason);
+  }
+
+  /** The last bundle is drawn: the next may come. One ack per bundle; false when none waits. */
+  ack() {
+    if (!this.unacked || !this.socket || this.socket.readyState !== WebSocket.OPEN) return false;
+    this.unacked = false;
+    this.socket.send(JSON.stringify({ type: "ack" }));
+    return true;
+  }
 
   close() {
     this.closed = true;

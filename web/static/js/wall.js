@@ -5,14 +5,19 @@
  * Esc returns, the arrow keys move to the next or previous student).
  *
  * Data: GET /api/class (mode, role), GET /api/class/jobs and /api/class/students polled every
- * POLL_MS (GET /api/jobs on an open server: every active job is a tile), one stream per tile
- * (controllers/wall_tiles.js), and GET /api/challenges with /api/challenges/{id}/results every
- * BOARD_MS for the leaderboard; a server without challenges (404) hides the panel.
- * `?hz=` sets the snapshots a second each tile asks for (1-30, default TILE_HZ).
+ * POLL_MS (GET /api/jobs on an open server: every active job is a tile), ONE multi-job stream
+ * for every tile (/api/streams, api.js MultiStream; each tile watches its run on it,
+ * controllers/wall_tiles.js), while a tile is enlarged one job stream of its own for the
+ * spotlight (the full `boundary` picture and every point; closed when it returns), and GET
+ * /api/challenges with /api/challenges/{id}/results every BOARD_MS for the leaderboard; a
+ * server without challenges (404) hides the panel.
+ * `?hz=` sets the bundles of snapshots a second the wall asks for (1-30, default TILE_HZ).
  */
 
-import { api } from "./api.js";
-import { currentRuns, lossOf, metricOf, Painter, Tile } from "./controllers/wall_tiles.js";
+import { api, JobStream, MultiStream } from "./api.js";
+import {
+  currentRuns, lossOf, metricOf, Painter, SPOT_METRICS, Tile, tileSubscription,
+} from "./controllers/wall_tiles.js";
 import { t, translatePage } from "./i18n/index.js";
 import { CURVE_COLOURS, LineChart } from "./views/charts.js";
 import { OutputView } from "./views/output.js";
@@ -37,6 +42,8 @@ let showNames = params.get("names") !== "hidden";
 let info = null;
 let pollTimer = null;
 const painter = new Painter();
+/** Every tile's run, over one socket; each bundle is acknowledged once, after the paint. */
+const streams = new MultiStream({ bundle: () => painter.ackAfter(streams) }, { subscribe: tileSubscription(hz) });
 const tiles = new Map(); // student key -> Tile, in the wall's order
 const board = new Board($("board"));
 let boardState = "unknown"; // "unknown" | "absent" (no challenges on this server) | "shown"
@@ -72,7 +79,7 @@ function sync(jobs, students) {
   entries.forEach((entry, i) => {
     let tile = tiles.get(entry.key);
     if (!tile) {
-      tile = new Tile(entry, { painter, hz, onOpen: openSpotlight });
+      tile = new Tile(entry, { painter, streams, onOpen: openSpotlight });
       tiles.set(entry.key, tile);
     } else if (tile.student.name !== entry.name) {
       tile.rename(entry.name);
@@ -80,6 +87,7 @@ function sync(jobs, students) {
     if (box.children[i] !== tile.el) box.insertBefore(tile.el, box.children[i] || null);
     tile.follow(runs.get(entry.key) || null);
     tile.label(i + 1, showNames);
+    if (spot.tile === tile && spot.job !== (tile.job?.id ?? null)) openSpotlight(tile); // a new run
   });
   // Keep the Map in the wall's order (the arrow keys of the spotlight walk it).
   const ordered = entries.map((e) => [e.key, tiles.get(e.key)]);
@@ -196,7 +204,22 @@ async function pollBoard() {
 
 // -- the spotlight ---------------------------------------------------------------------------
 
-const spot = { tile: null, view: null, chart: null };
+/** The enlarged tile: its own job stream (the full boundary, every point) while it is open;
+ * drawn by the Painter like a tile (`paint`), its frames acknowledged after the paint. */
+const spot = {
+  tile: null, job: null, stream: null, view: null, chart: null,
+  frame: null, frames: 0, last: null, status: null, task: null,
+  paint() {
+    if (!this.tile) return;
+    const frame = this.frame;
+    if (frame && this.view) {
+      this.frame = null;
+      this.view.draw(frame);
+      this.frames += 1;
+    }
+    spotNumbers(this.tile);
+  },
+};
 
 function spotTitle(tile) {
   $("spot-number").textContent = String(tile.number);
@@ -209,7 +232,8 @@ function openSpotlight(tile) {
   if (spot.tile) closeSpotlight({ keepOpen: true });
   const dialog = $("spotlight");
   if (!dialog.open) dialog.showModal(); // first, so that the chart knows its width
-  spot.tile = tile;
+  Object.assign(spot, { tile, job: tile.job?.id ?? null, frame: null, frames: 0,
+    last: tile.points[tile.points.length - 1] ?? null, status: null, task: tile.hello?.task ?? null });
   spotTitle(tile);
   const canvas = $("spot-main");
   spot.view = new OutputView(canvas, { pointRadius: 3.2 });
@@ -220,37 +244,63 @@ function openSpotlight(tile) {
       { field: "test_loss", label: t("chart.test"), stroke: CURVE_COLOURS.test },
     ],
   });
-  const onHello = (msg) => {
+  const onHello = (msg, points) => {
     canvas.hidden = msg.kind !== "points2d";
     if (!canvas.hidden) spot.view.setData(msg.data || {}, { task: msg.task, numClasses: msg.num_classes });
+    spot.task = msg.task;
     spot.chart.clear();
-    spot.chart.append(tile.points);
+    spot.chart.append(points);
+    if (points.length) spot.last = points[points.length - 1];
   };
-  if (tile.hello) onHello(tile.hello); else canvas.hidden = !tile.job;
-  tile.enlarge({
-    view: spot.view,
-    onHello,
-    onPoints: (added) => spot.chart.append(added),
-    onPaint: (last) => spotNumbers(tile, last),
-  }, SPOT_HZ);
-  spotNumbers(tile, tile.points[tile.points.length - 1]);
+  // What the tile has, at once (its last picture, its thinned curve) ...
+  if (tile.hello) onHello(tile.hello, tile.points); else canvas.hidden = !tile.job;
+  if (tile.lastFrame && !canvas.hidden) spot.view.draw(tile.lastFrame);
+  // ... then the run's own stream: the full picture and every point, while enlarged.
+  if (tile.job) {
+    const stream = new JobStream({ id: tile.job.id }, {
+      hello: (msg) => {
+        onHello(msg, msg.metrics || []);
+        spot.status = msg.status?.status ?? null;
+        painter.mark(spot);
+      },
+      metrics: (added) => {
+        spot.chart.append(added);
+        if (added.length) spot.last = added[added.length - 1];
+        painter.mark(spot);
+      },
+      status: (msg) => { spot.status = msg.status; painter.mark(spot); },
+      snapshot: (frame) => {
+        spot.frame = frame;
+        painter.mark(spot, true);
+        painter.ackAfter(stream);
+      },
+    }, { subscribe: { hz: SPOT_HZ, detail: "boundary", ...SPOT_METRICS } });
+    spot.stream = stream;
+    stream.connect();
+  }
+  spotNumbers(tile);
   dialog.dataset.studentId = tile.student.id ?? "";
 }
 
-function spotNumbers(tile, last) {
-  $("spot-status").textContent = tile.status ? t(`wall.status.${tile.status}`) : "";
-  $("spot-status").dataset.status = tile.status || "";
+function spotNumbers(tile) {
+  const status = spot.status || tile.status;
+  const last = spot.last;
+  $("spot-status").textContent = status ? t(`wall.status.${status}`) : "";
+  $("spot-status").dataset.status = status || "";
   $("spot-epoch").textContent = last?.epoch ?? "\u2013";
   const loss = lossOf(last);
   $("spot-loss").textContent = loss === null ? "\u2013" : loss.toFixed(4);
-  const [, value, name] = metricOf(last, tile.hello?.task);
+  const [, value, name] = metricOf(last, spot.task ?? tile.hello?.task);
   $("spot-metric-name").textContent = t(name);
   $("spot-metric").textContent = value;
 }
 
 function closeSpotlight({ keepOpen = false } = {}) {
-  spot.tile?.shrink();
+  spot.stream?.close();
+  spot.stream = null;
   spot.tile = null;
+  spot.job = null;
+  spot.frame = null;
   spot.chart?.destroy();
   spot.chart = null;
   spot.view = null;
@@ -285,6 +335,8 @@ window.__wallStats = () => [...tiles.values()].map((tile) => ({
   student: tile.student.id, number: tile.number, job: tile.job?.id ?? null,
   status: tile.status, kind: tile.hello?.kind ?? null, frames: tile.frames, updates: tile.updates,
 }));
+/** ... and the spotlight: the job it follows and the frames of its own stream it drew. */
+window.__wallSpot = () => ({ job: spot.job, frames: spot.frames, open: Boolean(spot.tile) });
 
 async function start() {
   translatePage();
@@ -297,6 +349,7 @@ async function start() {
     return;
   }
   if (info.mode === "class" && info.role !== "teacher") { location.assign("/teacher"); return; }
+  streams.connect();
   poll();
   pollBoard();
 }

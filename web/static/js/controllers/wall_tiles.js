@@ -1,30 +1,34 @@
 /**
- * The class wall's tiles: one tile per student, following that student's current run over its
- * stream (api.js JobStream, docs/STREAM.md) and drawing it with the student page's views.
+ * The class wall's tiles: one tile per student, following that student's current run over the
+ * wall's one multi-job stream (api.js MultiStream, docs/STREAM.md) and drawing it with the
+ * student page's views.
  *
  * - `currentRuns(jobs)`: each student's current run, the job they were most recently active on.
  * - `Tile`: one student's tile. Two-dimensional data shows the decision boundary
- *   (views/output.js) and a loss sparkline; other data shows the loss curve as its main view
- *   and asks for no snapshots (the curve needs only the metrics). A new run of the student
- *   replaces the old one: the old stream closes, the new one opens.
- * - `Painter`: one animation-frame loop for all tiles. A snapshot only marks its tile; the loop
- *   draws the newest frame of each marked tile and then acknowledges it, so the server sends
- *   the next one only once the last is on the screen (never a queue of old frames). News
- *   without a picture (metrics, a status) waits for the next snapshot's paint, or SLOW_MS at
- *   most: the page repaints about as often as pictures come, not once per message.
+ *   (views/output.js) and a loss sparkline; other data shows the loss curve as its main view:
+ *   once its hello says so, the tile tells the stream it wants no frames for this job
+ *   (MultiStream.setSnapshots, the subscribe's `without_snapshots`), so the server stops
+ *   building them (and a frame that came before is ignored). A new run of the student replaces the old
+ *   one: the tile unwatches the old job and watches the new one on the same stream.
+ * - `Painter`: one animation-frame loop for all tiles (and the spotlight). A snapshot only marks
+ *   its tile; the loop draws the newest frame of each marked tile and then acknowledges the
+ *   bundle (or frame) those frames came in, once, so the server sends the next one only once
+ *   the last is on the screen (never a queue of old frames). News without a picture (metrics,
+ *   a status) waits for the next snapshot's paint, or SLOW_MS at most: the page repaints about
+ *   as often as pictures come, not once per message.
  *
- * What a tile costs the server (issue 14: thirty tiles must not slow training): it subscribes
- * to the `tile` detail (the decision boundary only, on a 50 x 50 grid; `boundary`, 100 x 100,
- * in the spotlight) and to lighter metrics (TILE_METRICS:
- * only the fields a tile shows, a few points a message, two messages a second; the spotlight
- * asks for every point while it is open). The numbers under a tile touch the DOM only when
- * their text changes, and its loss strip draws at most one point per pixel column.
+ * What the wall costs the server (issue 14: thirty tiles must not slow training): one socket
+ * for every tile, about one message a tick (a bundle of frames, a batch of metrics) and one
+ * ack; the `tile` detail (the decision boundary only, on a 50 x 50 grid; the spotlight's own
+ * stream asks for `boundary`, 100 x 100) and lighter metrics (TILE_METRICS: only the fields a
+ * tile shows, a few points a message, two messages a second; the spotlight asks for every
+ * point while it is open). The numbers under a tile touch the DOM only when their text
+ * changes, and its loss strip draws at most one point per pixel column.
  *
  * Counts for the benchmark and tests: `Tile.frames` (snapshots drawn) and `Tile.updates`
  * (redraws of any kind), read through window.__wallStats (wall.js).
  */
 
-import { JobStream } from "../api.js";
 import { t } from "../i18n/index.js";
 import { drawSparkline } from "../views/charts.js";
 import { OutputView } from "../views/output.js";
@@ -34,15 +38,20 @@ const MAX_CANVAS = 640; // ... and at most (one or two tiles on a large screen)
 const MAX_POINTS = 2000; // metric records a tile keeps (older ones are thinned)
 const SPARK_MS = 400; // a tile's loss curve is redrawn at most this often
 const SLOW_MS = 250; // news without a picture is painted within this many ms
-/** The metrics a tile's stream asks for (server.stream.hub Subscription): the fields the tile
- * and the spotlight show, at most `max_points` points per message, `metrics_hz` a second. */
+/** The metrics the tiles' stream asks for (server.stream.hub Subscription): the fields the
+ * tiles show, at most `max_points` points per message, `metrics_hz` a second. */
 export const TILE_METRICS = {
   fields: ["train_loss", "test_loss", "train_accuracy", "test_accuracy", "test_r2"],
   metrics_hz: 2, max_points: 8,
 };
-/** ... and while the tile is in the spotlight: every point, ten messages a second (the
- * spotlight's chart shows the loss by epoch). */
-const SPOT_METRICS = { metrics_hz: 10, max_points: null };
+/** The spotlight's own stream: every point, ten messages a second (its chart shows the loss
+ * by epoch). */
+export const SPOT_METRICS = { ...TILE_METRICS, metrics_hz: 10, max_points: null };
+
+/** The subscription of the wall's one MultiStream: `hz` bundles a second at most. */
+export function tileSubscription(hz) {
+  return { hz, detail: "tile", snapshots: true, metrics: true, ...TILE_METRICS };
+}
 
 /** Statuses of a run that is training or may train again soon. */
 const ACTIVE = new Set(["running", "queued"]);
@@ -90,10 +99,13 @@ export function metricOf(record, task) {
 }
 
 /** The one animation-frame loop that draws every tile (and the spotlight) that has news: a
- * new picture at the next screen refresh, other news (`urgent` false) within SLOW_MS. */
+ * new picture at the next screen refresh, other news (`urgent` false) within SLOW_MS. After
+ * drawing, it acknowledges each stream that `ackAfter` named: once, whatever the number of
+ * frames a bundle held. */
 export class Painter {
   constructor() {
     this.dirty = new Set();
+    this.acks = new Set(); // streams (with an ack()) whose last message waits for this paint
     this.scheduled = false; // an animation frame is asked for
     this.timer = null; // ... or will be, SLOW_MS after the last paint
     this.paintedAt = -Infinity;
@@ -109,6 +121,12 @@ export class Painter {
     this.soon();
   }
 
+  /** A bundle (or frame) of `stream` arrived: ack it after the next paint. */
+  ackAfter(stream) {
+    this.acks.add(stream);
+    this.soon();
+  }
+
   soon() {
     clearTimeout(this.timer);
     this.timer = null;
@@ -121,20 +139,27 @@ export class Painter {
     this.scheduled = false;
     this.paintedAt = performance.now();
     const tiles = [...this.dirty];
+    const acks = [...this.acks];
     this.dirty.clear();
-    for (const tile of tiles) tile.paint();
+    this.acks.clear();
+    try {
+      for (const tile of tiles) tile.paint();
+    } finally {
+      for (const stream of acks) stream.ack(); // a failed paint must not stall the stream
+    }
   }
 }
 
 export class Tile {
   /**
-   * `student`: {key, id, name}; `painter`: the shared Painter; `hz`: snapshots a second asked
-   * for; `onOpen(tile)`: the tile was clicked or chosen with Enter or Space.
+   * `student`: {key, id, name}; `painter`: the shared Painter; `streams`: the wall's
+   * MultiStream; `onOpen(tile)`: the tile was clicked or chosen with Enter or Space.
    */
-  constructor(student, { painter, hz, onOpen }) {
-    Object.assign(this, { student, painter, hz, onOpen });
+  constructor(student, { painter, streams, onOpen }) {
+    Object.assign(this, { student, painter, streams, onOpen });
     this.job = null;
-    this.stream = null;
+    this.watching = null; // the job id watched on `streams`
+    this.live = false; // its hello came (and the stream did not drop since)
     this.hello = null;
     this.points = [];
     this.status = null;
@@ -145,7 +170,6 @@ export class Tile {
     this.curveAt = -Infinity; // when the loss curve was drawn last (performance.now())
     this.curveTimer = null;
     this.shown = ""; // the numbers' text now under the picture (written only when it changes)
-    this.spotlight = null; // {view: OutputView, onPoints(added)} while this tile is enlarged
     this.el = document.createElement("article");
     this.el.className = "tile";
     this.el.tabIndex = 0;
@@ -184,11 +208,10 @@ export class Tile {
   /** Follow `job` (this student's current run), or none: a new run replaces the old one. */
   follow(job) {
     if (job?.id === this.job?.id) {
-      if (job) this.setStatus(this.status && this.stream ? this.status : job.status);
+      if (job) this.setStatus(this.status && this.live ? this.status : job.status);
       return;
     }
-    this.stream?.close();
-    this.stream = null;
+    this.unwatch();
     this.job = job;
     this.hello = null;
     this.points = job?.metrics ? [job.metrics] : [];
@@ -199,51 +222,52 @@ export class Tile {
     this.setStatus(job.status);
     this.output.setData({}, { task: "classification", numClasses: 2 });
     this.mark();
-    this.stream = new JobStream({ id: job.id }, {
+    this.watching = String(job.id);
+    this.streams.watch(this.watching, {
       hello: (msg) => this.receiveHello(msg),
       metrics: (added) => this.receivePoints(added),
       status: (msg) => this.setStatus(msg.status),
-      snapshot: (frame) => { this.frame = frame; this.mark(true); },
-      connection: (state) => this.el.classList.toggle("lost", state !== "open"),
-    }, { subscribe: this.subscription() });
-    this.stream.connect();
+      snapshot: (frame) => this.receiveFrame(frame),
+      connection: (state) => {
+        if (state !== "open") this.live = false;
+        this.el.classList.toggle("lost", state !== "open");
+      },
+    });
   }
 
-  /** What the tile's stream asks for now (sent again whenever the socket reopens). */
-  subscription() {
-    // A tile's picture is small: the boundary on the coarser "tile" grid (50 x 50, a quarter
-    // of the server's work); enlarged, the full 100 x 100 boundary.
-    const asked = { hz: this.spotlight ? this.spotHz : this.hz, detail: this.spotlight ? "boundary" : "tile",
-      ...TILE_METRICS, ...(this.spotlight ? SPOT_METRICS : {}) };
-    if (this.hello && !this.isPoints()) asked.snapshots = false; // the loss curve needs no pictures
-    return asked;
-  }
-
-  /** Send the subscription now, and keep it for the next time the socket opens. */
-  resubscribe() {
-    if (!this.stream) return;
-    this.stream.subscribeOnOpen = this.subscription();
-    this.stream.subscribe(this.stream.subscribeOnOpen);
+  /** Stop watching the current run (the stream hears at the end of the tick). */
+  unwatch() {
+    if (this.watching) this.streams.unwatch(this.watching);
+    this.watching = null;
+    this.live = false;
   }
 
   receiveHello(msg) {
     this.hello = msg;
+    this.live = true;
     this.points = (msg.metrics || []).slice(-MAX_POINTS);
     if (this.isPoints()) {
       this.output.setData(msg.data || {}, { task: msg.task, numClasses: msg.num_classes });
     } else {
-      this.resubscribe(); // without snapshots: the loss curve needs no pictures
+      this.frame = null; // the loss curve needs no pictures
     }
+    this.streams.setSnapshots(this.watching, this.isPoints());
     this.el.classList.toggle("curve", !this.isPoints());
     this.setStatus(msg.status?.status);
-    this.spotlight?.onHello(msg);
-    this.mark();
+    this.mark(Boolean(this.frame));
+  }
+
+  /** A frame of this run: drawn at the next paint for 2-D points; kept until hello says what
+   * the data is if it came first; ignored for other data (the main view is the loss curve). */
+  receiveFrame(frame) {
+    if (this.hello && !this.isPoints()) return;
+    this.frame = frame;
+    if (this.hello) this.mark(true);
   }
 
   receivePoints(added) {
     this.points.push(...added);
     if (this.points.length > MAX_POINTS) this.points = this.points.filter((_, i) => i % 2 === 1 || i === this.points.length - 1);
-    this.spotlight?.onPoints(added);
     this.mark();
   }
 
@@ -262,14 +286,12 @@ export class Tile {
   /** Draw what came since the last paint (the Painter calls it once per screen refresh). */
   paint() {
     this.updates += 1;
-    const frame = this.frame;
+    const frame = this.isPoints() ? this.frame : null;
     if (frame) {
       this.frame = null;
       this.lastFrame = frame;
       this.output.draw(frame);
-      this.spotlight?.view.draw(frame);
       this.frames += 1;
-      this.stream?.ack();
     }
     if (!this.job) return;
     const last = this.points[this.points.length - 1];
@@ -277,7 +299,6 @@ export class Tile {
     const [metricKey, metric] = metricOf(last, this.hello?.task);
     this.numbers(loss === null ? "\u2013" : loss.toFixed(3), metricKey, metric);
     this.drawCurve();
-    this.spotlight?.onPaint(last);
   }
 
   /** The loss curve (the main view of other data, else the strip under the boundary), at
@@ -343,23 +364,9 @@ export class Tile {
     this.mark();
   }
 
-  /** Enlarge: `spot` gets every frame and point while it is set; the stream goes faster. */
-  enlarge(spot, hz) {
-    this.spotlight = spot;
-    this.spotHz = hz;
-    this.resubscribe();
-    if (this.lastFrame) spot.view.draw(this.lastFrame);
-  }
-
-  shrink() {
-    this.spotlight = null;
-    this.resubscribe();
-  }
-
   close() {
     clearTimeout(this.curveTimer);
-    this.stream?.close();
-    this.stream = null;
+    this.unwatch();
     this.el.remove();
   }
 }
