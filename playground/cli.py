@@ -10,10 +10,13 @@ paused or stopped as asked). `--json` prints one JSON document on stdout for eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from playground import rest
@@ -114,7 +117,8 @@ def follow(job: Job, args: argparse.Namespace) -> int:
     terminal). The final table, or the final state as JSON."""
     while True:
         try:
-            info, last = watch(job, quiet=args.json)
+            with remembered_interrupts() as interrupted:
+                info, last = watch(job, quiet=args.json, interrupted=interrupted)
             break
         except KeyboardInterrupt:
             action = ask_interrupt(job)
@@ -134,6 +138,27 @@ def follow(job: Job, args: argparse.Namespace) -> int:
     else:
         final_table(info, last)
     return OK if info["status"] == "completed" else FAILED
+
+
+@contextlib.contextmanager
+def remembered_interrupts() -> Iterator[Callable[[], bool]]:
+    """While inside: Ctrl-C raises KeyboardInterrupt as usual and is also remembered; yields
+    whether one came. Python drops an exception raised inside a finalizer or a weakref
+    callback (a busy stream's garbage collections run them), and the watch would go on."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    came = []
+
+    def on_sigint(signum, frame):
+        came.append(signum)
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: bool(came)
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def ask_interrupt(job: Job) -> str:

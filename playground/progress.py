@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 try:  # the `client` extra installs rich
@@ -134,9 +135,12 @@ def final_table(info: dict[str, Any], record: dict[str, Any] | None,
 
 
 def watch(job: Any, *, stream: TextIO | None = None, quiet: bool = False,
-          timeout: float | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+          timeout: float | None = None, interrupted: Callable[[], bool] | None = None,
+          ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Follow `job` (a playground Job) over its stream with a progress bar until it ends;
-    (its final state, its last epoch record). `quiet`: no bar. KeyboardInterrupt passes."""
+    (its final state, its last epoch record). `quiet`: no bar. KeyboardInterrupt passes, and
+    is raised after an event once `interrupted()` says a Ctrl-C came (one that Python had to
+    drop, raised inside a finalizer, still stops the watch)."""
     from playground import events
 
     bar: Progress | None = None
@@ -159,6 +163,8 @@ def watch(job: Any, *, stream: TextIO | None = None, quiet: bool = False,
                 last = points[-1]
                 if bar is not None:
                     bar.update(last)
+            if interrupted is not None and interrupted():
+                raise KeyboardInterrupt
     finally:
         if bar is not None:
             bar.close()

@@ -180,3 +180,47 @@ def test_list_commands_print_text(server, command) -> None:
     assert done.returncode == 0
     if command == "datasets":
         assert any(line.split()[0] == "xor" for line in done.stdout.splitlines())
+
+
+class _EndlessJob:
+    """A stand-in for a followed job: a hello, then a metrics event after another."""
+
+    id = "0123456789abcdef"
+
+    def stream(self, **_options):
+        from playground.events import Hello, Metrics
+
+        yield Hello({"spec": {"training": {"epochs": None}}, "status": {"status": "running"},
+                     "metrics": []})
+        epoch = 0
+        while True:
+            epoch += 1
+            yield Metrics([{"epoch": epoch, "train_loss": 1.0 / epoch}])
+
+    def refresh(self) -> dict:
+        return {"status": "running", "metrics": None}
+
+
+def test_a_remembered_ctrl_c_stops_the_watch_at_the_next_event() -> None:
+    """A Ctrl-C whose KeyboardInterrupt Python dropped (raised inside a finalizer) still ends
+    `watch`: `remembered_interrupts` keeps it, and the watch raises after the next event."""
+    from playground.cli import remembered_interrupts
+    from playground.progress import watch
+
+    seen = []
+
+    def interrupted() -> bool:
+        seen.append(len(seen))
+        return len(seen) >= 3
+
+    with pytest.raises(KeyboardInterrupt):
+        watch(_EndlessJob(), quiet=True, interrupted=interrupted)
+    assert len(seen) == 3
+    before = signal.getsignal(signal.SIGINT)
+    with remembered_interrupts() as came:
+        assert came() is False
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler raises here at the latest
+        assert came() is True
+    assert signal.getsignal(signal.SIGINT) is before
