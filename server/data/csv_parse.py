@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import ctypes
+import gc
 import io
 import logging
 import math
@@ -420,7 +421,10 @@ def _target(labels: _Labels, rows: int, target: str,
 
 def trim_memory() -> None:
     """Hand the memory a parse freed back to the system (glibc keeps freed blocks of worker
-    threads' arenas otherwise: RSS would stay at its peak); a no-op elsewhere."""
+    threads' arenas otherwise: RSS would stay at its peak); a no-op elsewhere. The parse's
+    cyclic garbage is collected first: the engine makes the collector run rarely
+    (server.engine.engine GC_THRESHOLDS), and an upload is rare enough to pay for it."""
+    gc.collect()
     global _malloc_trim
     if _malloc_trim is None:
         try:
