@@ -106,7 +106,8 @@ def test_build_play_watch_change_learning_rate_and_pause(server, playground, art
                "a loss point and a drawn frame")
     first_len, first_epoch, first_pixels = chart_length(page), epoch(page), output_pixels(page)
     wait_until(lambda: chart_length(page) > first_len + 2, 20, "more loss points")
-    assert epoch(page) > first_epoch
+    # The counter is written when the page paints, which may come after the points.
+    wait_until(lambda: epoch(page) > first_epoch, 10, "the epoch counter to move")
     wait_until(lambda: output_pixels(page) != first_pixels, 10, "the output heatmap to change")
     assert page.evaluate("() => window.__frameStats.count") >= 2
 
