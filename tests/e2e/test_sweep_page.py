@@ -183,7 +183,8 @@ def test_pause_resume_stop_and_delete_the_whole_sweep(server, playground, sweeps
     wait_until(lambda: all("epoch 0" not in t["info"] for t in tiles(page)), 30, "both training")
     page.click("#sweep-pause")
     wait_until(lambda: statuses(page) == ["paused"] * 2, 10, "both paused")
-    assert page.is_visible("#sweep-resume")
+    # The buttons follow the sweep's own status, which the page may poll after the tiles'.
+    wait_until(lambda: page.is_visible("#sweep-resume"), 10, "the resume button")
     page.click("#sweep-resume")
     wait_until(lambda: statuses(page) == ["running"] * 2, 10, "both running")
     page.click("#sweep-stop")
