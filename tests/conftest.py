@@ -61,7 +61,10 @@ def start_server(
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"server-{port}.log"
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # Every epoch's record is stored, so that tests may count them however fast training runs;
+    # tests/engine/test_history_thinning.py sets its own threshold.
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PLAYGROUND_HISTORY_FULL_EPOCHS": "0",
+                **(env or {})}
     log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
         [

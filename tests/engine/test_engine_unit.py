@@ -98,6 +98,7 @@ class FakeData:
 
 class Rig:
     def __init__(self, tmp_path, **settings) -> None:
+        settings.setdefault("history_full_epochs", 0)  # every epoch stored, to be counted
         self.settings = Settings(data_dir=tmp_path, time_slice_ms=5, **settings)
         self.store = Store(tmp_path / "db.sqlite3")
         self.events: list[Event] = []
