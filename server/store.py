@@ -21,7 +21,6 @@ that inserts the job); split, a reader would have to hold two files to check one
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
@@ -381,24 +380,20 @@ class Store(CheckpointFiles):
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    # H3 (issue 12): a stream's hello carries a downsampled history.
-    def history_sample(self, job_id: str, max_points: int) -> tuple[list[dict], int, int]:
-        """(records, total, stride): at most `max_points` (>= 2) records, every stride-th from
-        the first plus the last; all of them (stride 1) when there are no more."""
-        conn = self._conn()
-        epochs = [r[0] for r in conn.execute(
+    # H3 (issue 12): a stream's hello carries a downsampled history (server/api/hello.py).
+    def history_epochs(self, job_id: str) -> list[int]:
+        """The epochs the job has a stored record of, in order."""
+        return [r[0] for r in self._conn().execute(
             "SELECT epoch FROM metrics WHERE job_id = ? ORDER BY epoch", (job_id,))]
-        total = len(epochs)
-        if total <= max_points:
-            return self.history(job_id), total, 1
-        stride = math.ceil(total / (max_points - 1))
-        chosen = epochs[:-1:stride] + [epochs[-1]]
-        rows = conn.execute(
+
+    def history_at(self, job_id: str, epochs: list[int]) -> list[dict]:
+        """The job's stored records of these epochs, in epoch order."""
+        rows = self._conn().execute(
             "SELECT record FROM metrics WHERE job_id = ? AND epoch IN "
             "(SELECT value FROM json_each(?)) ORDER BY epoch",
-            (job_id, json.dumps(chosen)),
+            (job_id, json.dumps(epochs)),
         ).fetchall()
-        return [json.loads(r[0]) for r in rows], total, stride
+        return [json.loads(r[0]) for r in rows]
 
     def truncate_history(self, job_id: str, after_epoch: int) -> None:
         """Delete the records of epochs after `after_epoch` (before replaying them from a

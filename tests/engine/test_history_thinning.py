@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from server.api.hello import pick_epochs
 from server.engine.storage import history_keeps, kept
 from server.store import Store
 from tests.conftest import start_server, stop_server
 from tests.engine.common import circle_spec, control, create, get, history, wait_status
 from tests.engine.test_engine_unit import Rig
+from tests.stream.conftest import Client, connect, run
 
 
 def test_which_epochs_are_kept():
@@ -32,6 +34,19 @@ def test_kept_records_and_the_latest_metrics_that_go_with_them():
     stored, latest = kept(records[:6], settings)  # ends on a kept epoch: no extra field
     assert [r["epoch"] for r in stored] == [30] and latest == {}
     assert kept([], settings) == ([], {})
+
+
+def test_the_hello_sample_is_even_over_epochs_not_records():
+    # Every epoch stored: every stride-th epoch from the first, and the last.
+    assert pick_epochs(list(range(1, 101)), 11) == ([*range(1, 100, 10), 100], 10)
+    assert pick_epochs(list(range(1, 6)), 2) == ([1, 5], 5)
+    # A thinned run of 2,000 epochs (1..20, then every 10th, then every 100th): a sample by
+    # record would spend 19 of 20 points on the first 200 epochs.
+    thinned = [e for e in range(1, 2_001) if history_keeps(e, 20)]
+    chosen, stride = pick_epochs(thinned, 21)
+    assert stride == 100
+    assert chosen == [1, 110, *range(300, 2_001, 100)]  # the first stored at or after each
+    assert pick_epochs([5, 7], 1) == ([7], 3)
 
 
 def epochs(store: Store, job: str) -> list[int]:
@@ -62,7 +77,8 @@ def test_a_family_stores_the_same_epochs_over_http(tmp_path):
     """Four jobs of one exercise, started together, train in families (their records written
     by `Storage.write_histories`) on a real server: each stores the kept epochs, and
     GET /api/jobs/{id} shows its last epoch's metrics."""
-    server = start_server(tmp_path / "data", env={"PLAYGROUND_HISTORY_FULL_EPOCHS": "20"})
+    server = start_server(tmp_path / "data", env={"PLAYGROUND_HISTORY_FULL_EPOCHS": "20",
+                                                  "PLAYGROUND_HELLO_MAX_POINTS": "11"})
     try:
         with server.client() as client:
             jobs = [create(client, dict(circle_spec(epochs=250, seed=s), start=False))["id"]
@@ -75,5 +91,17 @@ def test_a_family_stores_the_same_epochs_over_http(tmp_path):
                     *range(1, 21), *range(30, 201, 10)]
                 row = get(client, job)
                 assert row["progress"]["epoch"] == 250 and row["metrics"]["epoch"] == 250
+
+            async def hello(job_id: str) -> dict:
+                async with connect(server, job_id) as ws:
+                    return await Client(ws).recv()
+
+            # The hello's 11 points: 10 spread over the 200 stored epochs' span (stride 23),
+            # and the last epoch, which only the job's latest metrics hold.
+            shown = run(hello(jobs[0]))
+            assert shown["history_total"] == 38 and shown["history_stride"] == 23
+            assert [p["epoch"] for p in shown["metrics"]] == [
+                1, 30, 50, 70, 100, 120, 140, 170, 190, 200, 250]
+            assert shown["metrics"][-1] == get(client, jobs[0])["metrics"]
     finally:
         stop_server(server)
