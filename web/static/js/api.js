@@ -221,6 +221,41 @@ function firstSnapshot(job, { timeoutMs = 8000 } = {}) {
 /** The close codes after which reconnecting cannot help (docs/STREAM.md). */
 const FINAL_CLOSE = new Set([4401, 4403, 4404]);
 
+/** The websocket URL of `path` on this server, with a class member's `token` if any. */
+function socketUrl(path, token) {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const query = token ? `?token=${encodeURIComponent(token)}` : "";
+  return `${proto}//${location.host}${path}${query}`;
+}
+
+/**
+ * Opens `owner`'s socket (a JobStream or MultiStream: its socket, closed, retries, timer,
+ * receive(data) and connect()) and, when it drops, tells `tell("lost", reason)` and connects
+ * again after 0.3 s, doubling up to 5 s; after a close code reconnecting cannot help,
+ * `tell("closed", reason)` and no more.
+ */
+function openSocket(owner, url, onOpen, tell) {
+  const socket = new WebSocket(url);
+  socket.binaryType = "arraybuffer";
+  owner.socket = socket;
+  if (onOpen) socket.onopen = onOpen;
+  socket.onmessage = (event) => owner.receive(event.data);
+  socket.onclose = (event) => {
+    if (owner.socket !== socket) return;
+    owner.socket = null;
+    if (owner.closed) return;
+    if (FINAL_CLOSE.has(event.code)) {
+      owner.closed = true;
+      tell("closed", event.reason || `closed (${event.code})`);
+      return;
+    }
+    const delay = Math.min(5000, 300 * 2 ** owner.retries);
+    owner.retries += 1;
+    tell("lost", event.reason || t("connection.lost"));
+    owner.timer = setTimeout(() => owner.connect(), delay);
+  };
+}
+
 /**
  * Follows one job. Handlers: hello(msg), metrics(points), snapshot(frame) (must call ack() when
  * drawn), status(msg), error(msg), connection(state, reason) with state "open" | "lost" | "closed".
@@ -238,33 +273,12 @@ export class JobStream {
     this.timer = null;
   }
 
-  url() {
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = this.job.token ? `?token=${encodeURIComponent(this.job.token)}` : "";
-    return `${proto}//${location.host}/api/jobs/${this.job.id}/stream${query}`;
-  }
+  url() { return socketUrl(`/api/jobs/${this.job.id}/stream`, this.job.token); }
 
   connect() {
     if (this.closed) return;
-    const socket = new WebSocket(this.url());
-    socket.binaryType = "arraybuffer";
-    this.socket = socket;
-    if (this.subscribeOnOpen) socket.onopen = () => this.subscribe(this.subscribeOnOpen);
-    socket.onmessage = (event) => this.receive(event.data);
-    socket.onclose = (event) => {
-      if (this.socket !== socket) return;
-      this.socket = null;
-      if (this.closed) return;
-      if (FINAL_CLOSE.has(event.code)) {
-        this.closed = true;
-        this.handlers.connection?.("closed", event.reason || `closed (${event.code})`);
-        return;
-      }
-      const delay = Math.min(5000, 300 * 2 ** this.retries);
-      this.retries += 1;
-      this.handlers.connection?.("lost", event.reason || "Connection to the server lost");
-      this.timer = setTimeout(() => this.connect(), delay);
-    };
+    const open = this.subscribeOnOpen ? () => this.subscribe(this.subscribeOnOpen) : null;
+    openSocket(this, this.url(), open, (state, reason) => this.handlers.connection?.(state, reason));
   }
 
   receive(data) {
@@ -344,35 +358,13 @@ export class MultiStream {
     this.unacked = false; // a bundle came that was not acknowledged yet
   }
 
-  url() {
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = this.token ? `?token=${encodeURIComponent(this.token)}` : "";
-    return `${proto}//${location.host}/api/streams${query}`;
-  }
+  url() { return socketUrl("/api/streams", this.token); }
 
   connect() {
     if (this.closed || this.socket) return;
-    const socket = new WebSocket(this.url());
-    socket.binaryType = "arraybuffer";
-    this.socket = socket;
     this.sent = null;
     this.unacked = false;
-    socket.onopen = () => this.subscribeNow();
-    socket.onmessage = (event) => this.receive(event.data);
-    socket.onclose = (event) => {
-      if (this.socket !== socket) return;
-      this.socket = null;
-      if (this.closed) return;
-      if (FINAL_CLOSE.has(event.code)) {
-        this.closed = true;
-        this.tell("closed", event.reason || `closed (${event.code})`);
-        return;
-      }
-      const delay = Math.min(5000, 300 * 2 ** this.retries);
-      this.retries += 1;
-      this.tell("lost", event.reason || "Connection to the server lost");
-      this.timer = setTimeout(() => this.connect(), delay);
-    };
+    openSocket(this, this.url(), () => this.subscribeNow(), (state, reason) => this.tell(state, reason));
   }
 
   /** The connection's state, to the stream's handler and every watched job's. */
