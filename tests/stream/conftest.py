@@ -43,7 +43,10 @@ def jobs(server) -> Iterator:
 
 class Client:
     """A websocket client of one job's stream; `next(type)` waits for a message of that type,
-    acknowledging every snapshot unless `auto_ack` is off."""
+    acknowledging every snapshot unless `auto_ack` is off. A binary message is a `BINARY`
+    (`next("snapshot")`), decoded by `decode`."""
+
+    BINARY = "snapshot"
 
     def __init__(self, ws, auto_ack: bool = True) -> None:
         self.ws = ws
@@ -56,16 +59,20 @@ class Client:
     async def recv(self, timeout: float = 10.0):
         message = await asyncio.wait_for(self.ws.recv(), timeout)
         if isinstance(message, bytes):
-            header, arrays = wire.decode(message)
-            self.frames.append((header, arrays))
-            self.arrival.append(time.time())
+            decoded = self.decode(message)
             if self.auto_ack:
                 await self.ws.send(json.dumps({"type": "ack"}))
-            return header, arrays
+            return decoded
         body = json.loads(message)
         self.log.append(body)
         self.unread.append(body)
         return body
+
+    def decode(self, message: bytes) -> tuple[dict, dict]:
+        header, arrays = wire.decode(message)
+        self.frames.append((header, arrays))
+        self.arrival.append(time.time())
+        return header, arrays
 
     async def next(self, kind: str, timeout: float = 15.0, where=lambda m: True):
         for message in self.unread:
@@ -75,10 +82,14 @@ class Client:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no {kind} message in {timeout} s; got {self.log[-5:]}")
-            message = await self.recv(left)
-            if kind == "snapshot" and isinstance(message, tuple) and where(message):
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                message = await self.recv(left)
+            except TimeoutError:
+                raise TimeoutError(f"no {kind} message in {timeout} s; the last texts were "
+                                   f"{self.log[-5:]}") from None
+            if kind == self.BINARY and not isinstance(message, dict) and where(message):
                 return message
             if isinstance(message, dict) and message["type"] == kind and where(message):
                 self.unread.remove(message)

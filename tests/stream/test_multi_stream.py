@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -110,49 +109,20 @@ def make_jobs(local) -> Iterator:
             http.delete(f"/api/jobs/{job_id}")
 
 
-class Multi:
-    """A client of `/api/streams`; `next(type)` waits for a text of that type, `bundle()` for
-    the next bundle (acknowledged unless `auto_ack` is off)."""
+class Multi(Client):
+    """A client of `/api/streams`; `next(type)` waits for a text of that type, `next("bundle")`
+    for the next bundle (acknowledged unless `auto_ack` is off)."""
+
+    BINARY = "bundle"
 
     def __init__(self, ws, auto_ack: bool = True) -> None:
-        self.ws = ws
-        self.auto_ack = auto_ack
-        self.log: list[dict] = []
-        self.unread: list[dict] = []
+        super().__init__(ws, auto_ack)
         self.bundles: list[list[tuple[dict, dict]]] = []  # each: decoded frames
 
-    async def recv(self, timeout: float = 10.0):
-        message = await asyncio.wait_for(self.ws.recv(), timeout)
-        if isinstance(message, bytes):
-            frames = [wire.decode(f) for f in wire.decode_bundle(message)]
-            self.bundles.append(frames)
-            if self.auto_ack:
-                await self.send({"type": "ack"})
-            return frames
-        body = json.loads(message)
-        self.log.append(body)
-        self.unread.append(body)
-        return body
-
-    async def next(self, kind: str, timeout: float = 15.0, where=lambda m: True):
-        for message in self.unread:
-            if message["type"] == kind and where(message):
-                self.unread.remove(message)
-                return message
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no {kind} in {timeout} s; got {self.log[-5:]}")
-            message = await self.recv(left)
-            if kind == "bundle" and isinstance(message, list) and where(message):
-                return message
-            if isinstance(message, dict) and message["type"] == kind and where(message):
-                self.unread.remove(message)
-                return message
-
-    async def send(self, body: dict | str) -> None:
-        await self.ws.send(body if isinstance(body, str) else json.dumps(body))
+    def decode(self, message: bytes) -> list[tuple[dict, dict]]:
+        frames = [wire.decode(f) for f in wire.decode_bundle(message)]
+        self.bundles.append(frames)
+        return frames
 
     async def subscribe(self, request_id: object = "s", **fields) -> dict:
         await self.send({"type": "subscribe", "id": request_id, **fields})

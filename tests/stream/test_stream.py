@@ -155,6 +155,10 @@ def test_controls_and_set_work_over_the_socket(server, jobs):
             c = Client(ws)
             hello = await c.recv()
             assert hello["status"]["status"] == "paused"
+            # Small points: this job trains tens of thousands of epochs a second, and points
+            # with every metric (2 KB each) would leave this client seconds behind.
+            await c.send({"type": "subscribe", "fields": ["learning_rate"], "id": "light"})
+            await c.next("reply", where=lambda m: m.get("id") == "light")
             await c.send({"type": "control", "action": "step"})
             await c.next("reply", where=lambda m: m["request"] == "control")
             frame, _ = await c.next("snapshot", where=lambda f: f[0]["step"] >= 1)

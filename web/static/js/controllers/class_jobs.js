@@ -10,7 +10,7 @@
 
 import { api, JobStream } from "../api.js";
 import { nameOf, t } from "../i18n/index.js";
-import { drawSparkline } from "../views/charts.js";
+import { drawSparkline, MAX_CHART_POINTS, thinned } from "../views/charts.js";
 import { OutputView } from "../views/output.js";
 
 const THUMB_HZ = 1;
@@ -33,6 +33,7 @@ export class LiveView {
       hello: (msg) => this.receiveHello(msg),
       metrics: (added) => {
         this.points.push(...added);
+        this.points = thinned(this.points, MAX_CHART_POINTS);
         if (!this.isPoints()) drawSparkline(this.canvas, this.points, t("teacher.no_epoch"));
         this.onMetrics?.(this.points, added);
       },

@@ -15,6 +15,11 @@ import { clearHealth, hideRewind, onHealth, onJobStatus } from "./rewind.js";
 import { addRun, dropRun, keepRun, renderRuns, runLabel, runOf } from "./runs.js";
 import { clearCharts, earlyStopText, onHello, onMetrics, onSnapshot, onStatus, setLossChart } from "./stream.js";
 
+/** What the page asks of its job's stream: at most 100 metric points a message (10 a second),
+ * spread evenly with the newest, so that a job training thousands of epochs a second sends its
+ * curves, not every epoch (the charts keep 4,000 points at most anyway, views/charts.js). */
+const STREAM_SUBSCRIPTION = { max_points: 100 };
+
 const PLAY_ICON = '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true"><path fill="currentColor" d="M8 5v14l11-7z"/></svg>';
 const PAUSE_ICON = '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true"><path fill="currentColor" d="M6 5h4v14H6zM14 5h4v14h-4z"/></svg>';
 
@@ -152,7 +157,7 @@ function connect(job) {
       if (msg.request === "control" && ENDED.includes(job.status)) return;
       showError("play", msg.message);
     },
-  });
+  }, { subscribe: STREAM_SUBSCRIPTION });
   job.stream.connect();
 }
 

@@ -30,7 +30,7 @@
  */
 
 import { t } from "../i18n/index.js";
-import { drawSparkline } from "../views/charts.js";
+import { drawSparkline, thinned } from "../views/charts.js";
 import { OutputView } from "../views/output.js";
 
 export const TILE_SIZE = 200; // canvas pixels of a tile's main view at least (CSS scales it)
@@ -267,7 +267,7 @@ export class Tile {
 
   receivePoints(added) {
     this.points.push(...added);
-    if (this.points.length > MAX_POINTS) this.points = this.points.filter((_, i) => i % 2 === 1 || i === this.points.length - 1);
+    this.points = thinned(this.points, MAX_POINTS);
     this.mark();
   }
 

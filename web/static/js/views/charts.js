@@ -5,6 +5,12 @@
  * `metrics` message (or the whole history of `hello`) and one redraw per animation frame draws
  * them. Records without a series' field leave a gap. Never fetches.
  *
+ * A chart keeps at most MAX_CHART_POINTS points, evenly spread: past them every other point goes
+ * (the first and the newest stay) and, from then on, a record closer than the points' spacing to
+ * the one before the newest replaces the newest. A run left training for an hour (a lone job
+ * trains thousands of epochs a second) would otherwise grow each chart by millions of points,
+ * and every redraw with them. `thinned(records, max)` does the same to a plain list of records.
+ *
  * Curve colours pass through the palette (views/heatmap.js paletteCss): `repaintCharts()`
  * redraws every live chart in the palette in use, with its data.
  */
@@ -12,6 +18,17 @@
 import uPlot from "../../vendor/uplot-1.6.32/uPlot.esm.js";
 import { t } from "../i18n/index.js";
 import { paletteCss } from "./heatmap.js";
+
+/** Points a chart keeps (two or three per pixel of the widest chart). */
+export const MAX_CHART_POINTS = 4000;
+
+/** `records` with every other one dropped (the first and the last kept) once there are more
+ * than `max`; the list itself when there are not. */
+export function thinned(records, max) {
+  if (records.length <= max) return records;
+  const last = records.length - 1;
+  return records.filter((_, i) => i % 2 === 0 || i === last);
+}
 
 /** The charts on the page now (made and not destroyed). */
 const LIVE = new Set();
@@ -68,11 +85,14 @@ export class LineChart {
    * @param {{title: string, x?: string, series: {field: string, label: string, stroke: string, dash?: number[]}[], log?: boolean, spanGaps?: boolean}} options
    * `spanGaps: false` leaves a gap where a series has no value (runs compared side by side).
    */
-  constructor(root, { title, x = "epoch", series, log = false, height = 130, spanGaps = true, legend = true }) {
+  constructor(root, { title, x = "epoch", series, log = false, height = 130, spanGaps = true, legend = true, maxPoints = MAX_CHART_POINTS }) {
     this.root = root;
     this.xField = x;
     this.series = series;
+    this.maxPoints = maxPoints;
     this.data = [[], ...series.map(() => [])];
+    this.spacing = 0; // the x distance kept between points, once thinned
+    this.provisional = false; // the newest point is closer than `spacing` to the one before
     this.pending = false;
     this.options = { title, x, log, height, spanGaps, legend };
     this.build();
@@ -116,20 +136,35 @@ export class LineChart {
     for (const r of records) {
       const x = r[this.xField];
       if (x === undefined) continue;
-      const last = this.data[0].length - 1;
-      // A record for the same x replaces the last one (a resumed job may repeat its last point).
-      const at = last >= 0 && this.data[0][last] === x ? last : this.data[0].length;
-      this.data[0][at] = x;
+      const xs = this.data[0]; // a new array after each thinning
+      const last = xs.length - 1;
+      // A record for the same x replaces the last one (a resumed job may repeat its last point),
+      // and so does a newer one while the last is only standing in for the newest.
+      const replace = last >= 0 && (xs[last] === x || (this.provisional && x > xs[last]));
+      const at = replace ? last : xs.length;
+      xs[at] = x;
       this.series.forEach((s, k) => {
         const v = r[s.field];
         this.data[k + 1][at] = typeof v === "number" && Number.isFinite(v) ? v : null;
       });
+      this.provisional = at > 0 && x - xs[at - 1] < this.spacing;
+      if (xs.length > this.maxPoints) this.thin();
     }
     this.schedule();
   }
 
+  /** Drop every other point (the first and the newest stay); the spacing becomes theirs. */
+  thin() {
+    this.data = this.data.map((column) => thinned(column, 0));
+    const xs = this.data[0];
+    this.spacing = xs.length > 1 ? (xs[xs.length - 1] - xs[0]) / (xs.length - 1) : 0;
+    this.provisional = false;
+  }
+
   clear() {
     this.data = [[], ...this.series.map(() => [])];
+    this.spacing = 0;
+    this.provisional = false;
     this.schedule();
   }
 

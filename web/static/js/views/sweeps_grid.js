@@ -10,7 +10,7 @@
  */
 
 import { t } from "../i18n/index.js";
-import { drawSparkline } from "./charts.js";
+import { drawSparkline, thinned } from "./charts.js";
 import { OutputView } from "./output.js";
 import { shortNumber } from "./sweeps_dialog.js";
 
@@ -90,7 +90,7 @@ class Tile {
   metrics(points) {
     if (!points.length) return;
     this.records.push(...points);
-    if (this.records.length > 2000) this.records = this.records.filter((_, k) => k % 2 === 0 || k === this.records.length - 1);
+    this.records = thinned(this.records, 2000);
     this.last = points[points.length - 1];
     this.epoch = this.last.epoch ?? this.epoch;
     this.dirty = true;
