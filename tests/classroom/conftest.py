@@ -7,6 +7,7 @@ a raw websocket handshake with any Host and Origin (a real browser cannot forge 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -97,13 +98,22 @@ def class_env(**extra: str) -> dict[str, str]:
             "PLAYGROUND_CLASS_CODE": CODE, **extra}
 
 
+@contextlib.contextmanager
+def roomy_class(data_dir: Path) -> Iterator[ClassRoom]:
+    """A class-mode server without a request rate limit (tests make many calls quickly),
+    stopped on leaving."""
+    live = start_server(data_dir, env=class_env(PLAYGROUND_RATE_LIMIT_PER_SECOND="0"))
+    try:
+        yield ClassRoom(live)
+    finally:
+        stop_server(live)
+
+
 @pytest.fixture(scope="package")
 def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassRoom]:
     """A class-mode server with roomy limits, shared by the access and origin tests."""
-    live = start_server(tmp_path_factory.mktemp("class") / "data",
-                        env=class_env(PLAYGROUND_RATE_LIMIT_PER_SECOND="0"))
-    yield ClassRoom(live)
-    stop_server(live)
+    with roomy_class(tmp_path_factory.mktemp("class") / "data") as made:
+        yield made
 
 
 @pytest.fixture()

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.classroom.conftest import BROWSER_TESTS, PASSWORD, ClassRoom, class_env
-from tests.conftest import start_server, stop_server
+from tests.classroom.conftest import BROWSER_TESTS, PASSWORD, ClassRoom, roomy_class
 
 pytestmark = BROWSER_TESTS
 
@@ -21,18 +20,14 @@ STATS = "window.__wallStats ? window.__wallStats() : []"
 @pytest.fixture(scope="module")
 def wall_room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClassRoom, list]]:
     """A class of 30 students, each with one small running job: (room, [(name, token, job)])."""
-    live = start_server(tmp_path_factory.mktemp("wall") / "data",
-                        env=class_env(PLAYGROUND_RATE_LIMIT_PER_SECOND="0"))
-    try:
-        room = ClassRoom(live)
+    # Its jobs end with the server (a temporary data directory).
+    with roomy_class(tmp_path_factory.mktemp("wall") / "data") as room:
         students = []
         for i in range(STUDENTS):
             name = f"Student {chr(65 + i % 26)}{i}"
             token = room.join(name)
             students.append((name, token, room.create(token)["id"]))
         yield room, students
-    finally:
-        stop_server(live)  # its jobs end with it (a temporary data directory)
 
 
 def teacher_page(room: ClassRoom, browser):

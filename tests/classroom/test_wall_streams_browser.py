@@ -15,8 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from server.stream import wire
-from tests.classroom.conftest import BROWSER_TESTS, PASSWORD, ClassRoom, class_env
-from tests.conftest import start_server, stop_server
+from tests.classroom.conftest import BROWSER_TESTS, PASSWORD, ClassRoom, roomy_class
 
 pytestmark = BROWSER_TESTS
 
@@ -28,16 +27,9 @@ ACK = {"type": "ack"}
 @pytest.fixture(scope="module")
 def small_room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClassRoom, list]]:
     """A class of three students, each with one small running job: (room, [(name, job)])."""
-    live = start_server(tmp_path_factory.mktemp("wall3") / "data",
-                        env=class_env(PLAYGROUND_RATE_LIMIT_PER_SECOND="0"))
-    try:
-        room = ClassRoom(live)
-        students = []
-        for name in ("Ada", "Brook", "Chen"):
-            students.append((name, room.create(room.join(name))["id"]))
-        yield room, students
-    finally:
-        stop_server(live)
+    with roomy_class(tmp_path_factory.mktemp("wall3") / "data") as room:
+        yield room, [(name, room.create(room.join(name))["id"])
+                     for name in ("Ada", "Brook", "Chen")]
 
 
 class Sockets:
@@ -71,6 +63,19 @@ class Sockets:
         return [ws.url for ws in self.opened]
 
 
+def teacher_browser(room: ClassRoom, browser):
+    """(context, page, errors, sockets): a browser the teacher signed in on, its new page, the
+    page's uncaught errors and every socket it will open."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    response = context.request.post(room.url + "/api/class/teacher/login",
+                                    data={"password": PASSWORD})
+    assert response.status == 200
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return context, page, errors, Sockets(page)
+
+
 def wait_for(page, check, what: str, timeout: float = 60.0):
     """`check()`'s value once it is truthy; the page runs meanwhile (its events arrive)."""
     deadline = time.monotonic() + timeout
@@ -84,14 +89,7 @@ def wait_for(page, check, what: str, timeout: float = 60.0):
 
 def test_one_socket_for_the_wall_one_more_for_the_spotlight(small_room, browser):
     room, students = small_room
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    response = context.request.post(room.url + "/api/class/teacher/login",
-                                    data={"password": PASSWORD})
-    assert response.status == 200
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    sockets = Sockets(page)
+    context, page, errors, sockets = teacher_browser(room, browser)
     wall = f"{room.live.ws_url}/api/streams"
     try:
         page.goto(room.url + "/teacher/wall")
@@ -147,14 +145,7 @@ def test_one_socket_for_the_wall_one_more_for_the_spotlight(small_room, browser)
 def test_a_tabular_run_is_watched_without_snapshots(small_room, browser):
     room, _ = small_room
     iris = room.create(room.join("Dara"), dataset={"name": "iris"})["id"]
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    response = context.request.post(room.url + "/api/class/teacher/login",
-                                    data={"password": PASSWORD})
-    assert response.status == 200
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    sockets = Sockets(page)
+    context, page, errors, sockets = teacher_browser(room, browser)
     loss = f"article.tile[data-job-id='{iris}'] .numbers .loss"
     try:
         page.goto(room.url + "/teacher/wall")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from playground import Playground
-from tests.classroom.conftest import ClassRoom, class_env
-from tests.conftest import LiveServer, start_server, stop_server
+from tests.classroom.conftest import ClassRoom, roomy_class
+from tests.conftest import LiveServer
 
 SPEC = {"name": "xor, client test",
         "dataset": {"name": "xor", "params": {"samples": 200}},
@@ -54,7 +54,5 @@ def spec_file(tmp_path: Path):
 @pytest.fixture(scope="package")
 def class_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassRoom]:
     """A class-mode server: every job needs its token."""
-    live = start_server(tmp_path_factory.mktemp("client-class") / "data",
-                        env=class_env(PLAYGROUND_RATE_LIMIT_PER_SECOND="0"))
-    yield ClassRoom(live)
-    stop_server(live)
+    with roomy_class(tmp_path_factory.mktemp("client-class") / "data") as room:
+        yield room

@@ -32,8 +32,8 @@ from server.main import create_app
 from server.stream import wire
 from server.stream.hub import Hub
 from server.stream.multi import MAX_STREAM_JOBS, MultiChannel, Port, Prepared
-from tests.classroom.conftest import ClassRoom, class_env
-from tests.conftest import free_port, start_server, stop_server
+from tests.classroom.conftest import ClassRoom, roomy_class
+from tests.conftest import free_port
 from tests.stream.conftest import Client, job_spec, run
 from tests.stream.test_hub import Recorder
 from tests.stream.test_stream import check_hello, check_snapshot
@@ -511,10 +511,8 @@ def test_a_client_that_never_acks_is_closed_with_4408(local, make_jobs):
 
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassRoom]:
-    live = start_server(tmp_path_factory.mktemp("multi-class") / "data",
-                        env=class_env(PLAYGROUND_RATE_LIMIT_PER_SECOND="0"))
-    yield ClassRoom(live)
-    stop_server(live)
+    with roomy_class(tmp_path_factory.mktemp("multi-class") / "data") as room:
+        yield room
 
 
 def test_the_teacher_watches_two_students_and_a_student_only_their_own(classroom):
