@@ -1,8 +1,8 @@
 """The parts of a stream's `hello` that come from the store and the data set, not the engine.
 
-`history(store, job_id, max_points)` is the metric history downsampled to at most `max_points`
-records (for every `stride`-th epoch from the first, the first stored record at or after it;
-the last one always) with the total and the stride; the whole history is paged from
+`history(store, job_id, max_points, latest)` is the metric history downsampled to at most
+`max_points` records (for every `stride`-th epoch from the first, the first stored record at or
+after it; the last one always) with the total and the stride; the whole history is paged from
 `GET /api/jobs/{id}/metrics?since=&limit=`.
 `describe(datasets, spec)` is the data the client draws under the snapshots, computed once per
 data set spec and kept in a small cache, so that a client reconnecting in a loop costs a
@@ -27,14 +27,15 @@ _cache: OrderedDict[str, tuple[float, dict]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def history(store, job_id: str, max_points: int) -> tuple[list[dict], int, int]:
+def history(store, job_id: str, max_points: int,
+            latest: dict | None = None) -> tuple[list[dict], int, int]:
     """(records, total stored records, stride in epochs) with at most `max_points` records
     spread evenly over the epochs, not over the records: past `history_full_epochs` one epoch
     in 10 or fewer is stored, and a sample by record would crowd the run's first epochs.
-    The job's latest metrics close it when their epoch was not stored."""
-    # The job first: its latest metrics are written with the records up to them, so an epoch
-    # stored after this read is newer than them, and no stored epoch is skipped.
-    latest = (store.get_job(job_id) or {}).get("metrics")
+    `latest`, the job's latest metrics, close it when their epoch was not stored. They must be
+    read before the history (the stream reads the job when it authorizes the client): they are
+    written with the records up to them, so an epoch stored after that read is newer than
+    them, and no stored epoch is skipped."""
     epochs = store.history_epochs(job_id)
     total = len(epochs)
     if not (epochs and isinstance(latest, dict) and latest.get("epoch", 0) > epochs[-1]):

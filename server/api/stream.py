@@ -184,7 +184,7 @@ async def _hello(state, job: dict, channel) -> dict:
     job_id = job["id"]
     settings = state.settings
     history, total, stride = await asyncio.to_thread(
-        hello_parts.history, state.store, job_id, settings.hello_max_points)
+        hello_parts.history, state.store, job_id, settings.hello_max_points, job.get("metrics"))
     if history:
         channel.min_epoch = max(p.get("epoch", 0) for p in history)
         channel.points = [p for p in channel.points if p.get("epoch", 0) > channel.min_epoch]

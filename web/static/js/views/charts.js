@@ -25,9 +25,13 @@ export const MAX_CHART_POINTS = 4000;
 /** `records` with every other one dropped (the first and the last kept) once there are more
  * than `max`; the list itself when there are not. */
 export function thinned(records, max) {
-  if (records.length <= max) return records;
-  const last = records.length - 1;
-  return records.filter((_, i) => i % 2 === 0 || i === last);
+  return records.length <= max ? records : everyOther(records);
+}
+
+/** Every other item of `list` from the first, and its last. */
+function everyOther(list) {
+  const last = list.length - 1;
+  return list.filter((_, i) => i % 2 === 0 || i === last);
 }
 
 /** The charts on the page now (made and not destroyed). */
@@ -155,7 +159,7 @@ export class LineChart {
 
   /** Drop every other point (the first and the newest stay); the spacing becomes theirs. */
   thin() {
-    this.data = this.data.map((column) => thinned(column, 0));
+    this.data = this.data.map(everyOther);
     const xs = this.data[0];
     this.spacing = xs.length > 1 ? (xs[xs.length - 1] - xs[0]) / (xs.length - 1) : 0;
     this.provisional = false;
