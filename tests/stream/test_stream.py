@@ -155,10 +155,6 @@ def test_controls_and_set_work_over_the_socket(server, jobs):
             c = Client(ws)
             hello = await c.recv()
             assert hello["status"]["status"] == "paused"
-            # Small points: this job trains tens of thousands of epochs a second, and points
-            # with every metric (2 KB each) would leave this client seconds behind.
-            await c.send({"type": "subscribe", "fields": ["learning_rate"], "id": "light"})
-            await c.next("reply", where=lambda m: m.get("id") == "light")
             await c.send({"type": "control", "action": "step"})
             await c.next("reply", where=lambda m: m["request"] == "control")
             frame, _ = await c.next("snapshot", where=lambda f: f[0]["step"] >= 1)
@@ -183,6 +179,11 @@ def test_controls_and_set_work_over_the_socket(server, jobs):
             await c.send({"type": "control", "action": "reset"})
             status = await c.next("status", where=lambda m: m["status"] == "paused")
             assert status["epoch"] == 0 and status["step"] == 0
+            # Three epochs this time: a fast job trains more than the 2,000 points a client's
+            # channel keeps between two messages, and the oldest (epoch 1) would be dropped.
+            await c.send({"type": "set", "training": {"epochs": 3}, "id": 10})
+            reply = await c.next("reply", where=lambda m: m.get("id") == 10)
+            assert reply["ok"] is True
             await c.send({"type": "control", "action": "resume"})
             # after a reset the curves start again from epoch 1
             metrics = await c.next("metrics", where=lambda m: m["points"][0]["epoch"] == 1)
