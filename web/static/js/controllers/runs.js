@@ -46,10 +46,12 @@ export function dropRun(id) {
   renderRuns();
 }
 
-/** The page moves on from `job`: stop it (a stopped job keeps its history) or, untrained, delete it. */
+/** The page moves on from `job`: stop it (a stopped job keeps its history) or, untrained, delete it.
+ * A completed job has trained, whatever this page's epoch counter says: a run of a few epochs
+ * may complete before its first metrics message reaches the page. */
 export function keepRun(job) {
   const run = runOf(job.id);
-  if (!run || !(job.epoch > 0)) {
+  if (!run || !(job.epoch > 0 || job.status === "completed")) {
     api.deleteJob(job.id, job.token).catch(() => {});
     dropRun(job.id);
     return;
